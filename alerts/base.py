@@ -1,0 +1,110 @@
+"""The contract between the delivery outbox and a destination.
+
+The outbox hands a destination one `Alert` at a time. A destination either
+returns the remote id of what it created (Slack `ts`, ticket number) or
+raises `DeliveryError`; the outbox marks a row delivered only after a
+return. Because a process can die between "the remote side accepted it" and
+"we wrote that down", destinations that can search their own history
+implement `find_delivered`, which the outbox calls before re-sending a row
+whose previous attempt is in doubt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from earful.connectors.base import Mention
+from earful.rules.models import SEVERITY_ORDER, Match
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One actionable item for one destination.
+
+    `mentions` is the cluster: the first mention plus every duplicate found
+    (crossposts, syndicated copies), so one message can list every place the
+    item appeared. `key` is the idempotency key, stable across runs.
+    """
+
+    key: str
+    cluster: str
+    destination: str
+    monitor: str
+    mentions: tuple[Mention, ...]
+    matches: tuple[Match, ...]
+    created_at: datetime | None = None
+    remote_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def mention(self) -> Mention:
+        """The representative mention (the first one seen)."""
+        return self.mentions[0]
+
+    @property
+    def severity(self) -> str:
+        return max((m.severity for m in self.matches), key=SEVERITY_ORDER.__getitem__, default="medium")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for match in self.matches:
+            for label in match.labels:
+                seen.setdefault(label, None)
+        return tuple(seen)
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(m.qualified_rule for m in self.matches))
+
+
+class DeliveryError(Exception):
+    """The destination did not accept the alert.
+
+    `retry_after` (seconds) comes from the remote side (HTTP 429); when
+    `permanent` is set (a bad channel id, revoked token) retrying the same
+    row cannot help, but the row is still kept, never dropped, so that an
+    operator who fixes the config gets it delivered.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+class DestinationOptions(BaseModel):
+    """Options every destination accepts beside its own `type`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    base_url: str | None = Field(default=None, description="Override the API root (proxy, GovSlack, on-premise, tests).")
+    timeout: float = Field(default=20.0, gt=0, le=600)
+
+
+class Destination:
+    """Base class: subclasses set `type`, `Options` and implement `deliver`."""
+
+    type: ClassVar[str] = ""
+    Options: ClassVar[type[DestinationOptions]] = DestinationOptions
+
+    def __init__(self, name: str, options: DestinationOptions):
+        self.name = name
+        self.options = options
+
+    def deliver(self, alert: Alert) -> str:  # pragma: no cover - interface
+        """Send `alert`; return the remote id. Raise DeliveryError on failure."""
+        raise NotImplementedError
+
+    def find_delivered(self, alert: Alert, since: datetime) -> str | None:
+        """The remote id of an earlier delivery of `alert.key`, if the
+        destination can tell; None when not found or not searchable."""
+        return None
+
+    def close(self) -> None:
+        """Release clients; called once after delivery."""

@@ -1,0 +1,153 @@
+"""The contract between a source and the rest of earful.
+
+Every connector turns one source into `Mention`s, starting from an opaque
+cursor it handed out on its previous run. The run loop stores the mentions
+and the new cursor in one transaction, so a connector never needs to worry
+about crashes: if anything after `fetch` fails, it is simply asked again
+from the old cursor. This module imports nothing heavy, because the
+scheduler imports it on every cron tick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl  # noqa: F401  (HttpUrl re-exported)
+
+MentionKind = Literal["post", "comment", "reply", "review", "message"]
+KINDS: tuple[str, ...] = ("post", "comment", "reply", "review", "message")
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One thing somebody wrote somewhere, as earful sees it.
+
+    `brand_replied` is three-valued on purpose: None means the channel does
+    not show replies (or the connector did not look), which must never be
+    reported as "answered".
+    """
+
+    source: str
+    external_id: str
+    url: str = ""
+    author: str = ""
+    author_is_brand: bool = False
+    title: str = ""
+    text: str = ""
+    created_at: datetime | None = None
+    thread_id: str | None = None
+    parent_id: str | None = None
+    kind: MentionKind = "post"
+    rating: float | None = None
+    language: str | None = None
+    brand_replied: bool | None = None
+    site: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    @property
+    def key(self) -> str:
+        """Stable identity across runs: the source plus the source's own id."""
+        return f"{self.source}:{self.external_id}"
+
+    def replace(self, **changes: Any) -> "Mention":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What one `fetch` produced.
+
+    `cursor` is what the connector wants back next time; it is stored only
+    together with the mentions. `not_modified` says the source answered
+    "nothing changed" (HTTP 304), which is not the same as a source that
+    suddenly returns an empty page: health checks treat them differently.
+    `requests` counts HTTP requests made, for budgets and benchmarks.
+    """
+
+    mentions: list[Mention]
+    cursor: dict[str, Any]
+    not_modified: bool = False
+    requests: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReplyStatus:
+    """Whether the brand answered a mention; `answered=None` means unknown."""
+
+    answered: bool | None
+    answered_at: datetime | None = None
+    answered_by: str | None = None
+    url: str | None = None
+
+
+class ConnectorError(Exception):
+    """A source failed in a way that should fail this monitor's run only.
+
+    The message must be understandable by an operator (name the URL or the
+    endpoint, the status, what to check) and must never contain a secret.
+    `retry_after` (seconds) is set when the source asked us to come back
+    later (rate limits); the scheduler then skips the monitor until then.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
+
+
+class ConnectorOptions(BaseModel):
+    """Options every network connector accepts, beside its own.
+
+    Subclasses add their fields; unknown keys are errors so that a typo in
+    cron.yaml is reported, not silently ignored.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str | None = Field(default=None, description="Override the API root, e.g. for a proxy or tests.")
+    timeout: float = Field(default=20.0, gt=0, le=600, description="Seconds per HTTP request.")
+    user_agent: str = Field(default="earful/0.1 (+https://github.com/earful/earful)")
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    """What a connector may know about the monitor it runs for."""
+
+    monitor: str
+    query: str | None = None
+    brand_accounts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    now: datetime | None = None
+
+    def brand_names(self, source: str) -> set[str]:
+        """The brand's account names on `source`, compared case-insensitively."""
+        return {name.lower().lstrip("@") for name in self.brand_accounts.get(source, ())}
+
+    def current_time(self) -> datetime:
+        return self.now or datetime.now(timezone.utc)
+
+
+class Connector:
+    """Base class: subclasses set `name`, `Options`, and implement `fetch`.
+
+    `replies` is optional; the default says "unknown", never "answered".
+    """
+
+    name: ClassVar[str] = ""
+    Options: ClassVar[type[ConnectorOptions]] = ConnectorOptions
+
+    def __init__(self, options: ConnectorOptions, context: ConnectorContext):
+        self.options = options
+        self.context = context
+
+    def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def replies(self, mention: Mention) -> ReplyStatus:
+        return ReplyStatus(answered=None)
+
+    def close(self) -> None:
+        """Release sessions or browsers; called once after the run."""

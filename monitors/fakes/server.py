@@ -1,0 +1,144 @@
+"""A tiny threaded HTTP server on 127.0.0.1 for fake APIs.
+
+The demo and the tests both need local servers that speak real wire formats
+(Slack, Hacker News Algolia, RSS with ETags ...). Each fake subclasses
+`FakeServer` and implements `handle(request) -> Response`; the server binds
+port 0 so parallel tests never collide, records every request it received
+(for asserting request counts), and can be scripted to fail (`fail_next`).
+Only the standard library is used, so the demo needs nothing extra.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    def form(self) -> dict[str, str]:
+        """Body parameters, whether sent as JSON or as a urlencoded form."""
+        ctype = self.headers.get("content-type", "")
+        if "json" in ctype:
+            data = self.json() or {}
+            return {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+        return {k: v[-1] for k, v in parse_qs(self.body.decode("utf-8", "replace")).items()}
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes | str | Any = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> "Response":
+        return cls(status, json.dumps(data).encode(), {"Content-Type": "application/json; charset=utf-8", **(headers or {})})
+
+
+class FakeServer:
+    """Base class; use as a context manager or call start()/stop()."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.failures: list[Response] = []
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- to implement -------------------------------------------------
+    def handle(self, request: Request) -> Response:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    # -- scripting ----------------------------------------------------
+    def fail_next(self, *responses: Response) -> None:
+        """Answer the next requests with these responses, in order."""
+        with self._lock:
+            self.failures.extend(responses)
+
+    def requests_to(self, path_part: str) -> list[Request]:
+        return [r for r in self.requests if path_part in r.path]
+
+    # -- lifecycle ----------------------------------------------------
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None, "server not started"
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "FakeServer":
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                request = Request(
+                    method=self.command,
+                    path=parts.path,
+                    query=parse_qs(parts.query, keep_blank_values=True),
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=body,
+                )
+                with fake._lock:
+                    fake.requests.append(request)
+                    scripted = fake.failures.pop(0) if fake.failures else None
+                try:
+                    response = scripted or fake.handle(request)
+                except Exception as exc:  # a bug in a fake should be visible, not a hang
+                    response = Response.json({"error": f"fake server error: {exc!r}"}, 500)
+                payload = response.body
+                if not isinstance(payload, (bytes, str)):
+                    payload = json.dumps(payload)
+                if isinstance(payload, str):
+                    payload = payload.encode("utf-8")
+                self.send_response(response.status)
+                for name, value in response.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:  # silence stderr
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> "FakeServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
