@@ -1,0 +1,202 @@
+"""The `earful` subcommands (typer + rich).
+
+Exit codes are part of the contract cron and systemd rely on:
+0 every monitor ran, 1 a monitor (or a destination, permanently) failed,
+2 the configuration is wrong (nothing was fetched or written).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .cli import DEFAULT_CONFIG
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="earful: no customer channel goes unwatched.")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+ConfigOption = typer.Option(None, "--config", "-c", help="Path to cron.yaml (default: ./cron.yaml or $EARFUL_CONFIG).")
+
+
+def _config_path(config: Optional[Path]) -> Path:
+    return config or Path(os.environ.get("EARFUL_CONFIG", DEFAULT_CONFIG))
+
+
+def _load(config: Optional[Path]):
+    """Load the config or exit 2 with every problem listed."""
+    from .config import load_config
+    from .yamlfile import ConfigError
+
+    try:
+        return load_config(_config_path(config))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(escape(str(problem)))
+        err.print(f"[red]{len(exc.problems)} configuration problem(s); nothing was run.[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details (tracebacks of failing monitors).")) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def check(config: Optional[Path] = ConfigOption) -> None:
+    """Validate cron.yaml and the rule packs; every problem as file:line. Writes nothing."""
+    cfg = _load(config)
+    rules = sum(len(p.rules) for p in cfg.packs.values())
+    out.print(f"[green]ok[/green]: {escape(str(cfg.path))}: {len(cfg.monitors)} monitor(s), "
+              f"{len(cfg.destinations)} destination(s), {len(cfg.packs)} rule pack(s) with {rules} rule(s).")
+
+
+@app.command()
+def run(
+    config: Optional[Path] = ConfigOption,
+    all_: bool = typer.Option(False, "--all", help="Run every enabled monitor, due or not."),
+    monitor: Optional[list[str]] = typer.Option(None, "--monitor", "-m", help="Run only this monitor (repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Fetch and match, print what would alert; write and send nothing."),
+) -> None:
+    """Run the monitors that are due, then deliver pending alerts."""
+    from .runner import run as run_monitors
+    from .yamlfile import Problem
+
+    cfg = _load(config)
+    unknown = [name for name in monitor or [] if name not in cfg.monitors]
+    if unknown:
+        for name in unknown:
+            err.print(escape(str(Problem(str(cfg.path), 0, f"no monitor named '{name}' (defined: {', '.join(cfg.monitors)})"))))
+        raise typer.Exit(2)
+    report = run_monitors(cfg, names=monitor or None, force_all=all_, dry_run=dry_run, progress=_print_outcome)
+    if report.locked_out:
+        out.print("another earful run is still working on this state file; this tick does nothing.")
+        raise typer.Exit(0)
+    if dry_run:
+        _print_dry_run(report)
+    elif report.delivery:
+        _print_delivery(report.delivery)
+    if not report.monitors and not dry_run and report.delivery and not report.delivery.total:
+        out.print(f"nothing due ({len(report.not_due)} monitor(s) waiting for their schedule).")
+    raise typer.Exit(1 if report.failed else 0)
+
+
+def _print_outcome(outcome) -> None:
+    if outcome.ok:
+        extra = " (not modified)" if outcome.not_modified else ""
+        out.print(f"[green]✓[/green] {escape(outcome.name)}: {outcome.fetched} fetched, {outcome.new_items} new, "
+                  f"{outcome.alerts} alert(s) queued{extra}")
+    else:
+        err.print(f"[red]✗ {escape(outcome.error or outcome.name)}[/red]")
+
+
+def _print_dry_run(report) -> None:
+    for outcome in report.monitors:
+        for mention, matches, destinations in outcome.would_alert:
+            rules = ", ".join(m.qualified_rule for m in matches)
+            out.print(f"would alert {escape(', '.join(destinations))}: [{escape(mention.source)}] "
+                      f"{escape(mention.title or mention.text[:80])} ({escape(rules)}) {escape(mention.url)}")
+
+
+def _print_delivery(delivery) -> None:
+    for name, count in delivery.delivered.items():
+        out.print(f"delivered {count} alert(s) to {escape(name)}")
+    for name, count in delivery.reconciled.items():
+        out.print(f"found {count} alert(s) already in {escape(name)} after an interrupted run; not sent again")
+    for name, message in delivery.failed.items():
+        kind = "permanent" if name in delivery.permanent else "will retry"
+        err.print(f"[yellow]delivery to {escape(name)} failed ({kind}): {escape(message)}[/yellow]")
+
+
+@app.command()
+def status(config: Optional[Path] = ConfigOption,
+           since: str = typer.Option("24h", help="Window for the counters, e.g. 24h, 7d.")) -> None:
+    """A table per monitor: last run, last success, new items, alerts, failures."""
+    from earful.rules.models import parse_duration
+
+    from .store import Store, parse_iso
+
+    cfg = _load(config)
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from None
+    if not cfg.state_path.exists():
+        out.print(f"no state yet at {escape(str(cfg.state_path))}: run `earful run` first.")
+        return
+    store = Store(cfg.state_path)
+    now = datetime.now(timezone.utc)
+    states = store.all_monitor_states()
+    totals = store.run_totals(now - window)
+    sent = store.sent_per_monitor(now - window)
+    table = Table(title=f"monitors (counters: last {since})")
+    for column in ("monitor", "connector", "schedule", "last run", "last success", "state", "new", "alerts sent", "failures", "last error"):
+        table.add_column(column)
+    for name, monitor in cfg.monitors.items():
+        state = states.get(name, {})
+        total = totals.get(name, {})
+        failures = state.get("consecutive_failures") or 0
+        status_text = "disabled" if not monitor.common.enabled else (
+            "[red]failing[/red]" if failures else ("[green]ok[/green]" if state.get("last_success") else "never ran"))
+        table.add_row(
+            escape(name), monitor.connector, monitor.schedule,
+            _ago(parse_iso(state.get("last_start")), now), _ago(parse_iso(state.get("last_success")), now),
+            status_text + (f" ×{failures}" if failures else ""),
+            str(total.get("new_items") or 0), str(sent.get(name, 0)), str(total.get("failures") or 0),
+            escape((state.get("last_error") or "")[:120]),
+        )
+    out.print(table)
+    outbox = Table(title="delivery outbox")
+    for column in ("destination", "delivered", "pending", "last error"):
+        outbox.add_column(column)
+    errors = {row.destination: row.last_error for row in store.outbox_rows() if row.status != "delivered" and row.last_error}
+    for name, counts in sorted(store.outbox_stats().items()):
+        outbox.add_row(escape(name), str(counts.get("delivered", 0)), str(counts.get("pending", 0) + counts.get("sending", 0)),
+                       escape((errors.get(name) or "")[:120]))
+    out.print(outbox)
+    store.close()
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "never"
+    seconds = int((now - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{max(seconds, 0)}s ago"
+
+
+@app.command()
+def init(directory: Path = typer.Argument(Path("."), help="Where to write cron.yaml, rules/ and .env.example."),
+         force: bool = typer.Option(False, "--force", help="Overwrite existing files.")) -> None:
+    """Write a commented cron.yaml, rules/example.yaml and .env.example."""
+    from .templates import write_templates
+
+    try:
+        written = write_templates(directory, force=force)
+    except FileExistsError as exc:
+        err.print(f"{escape(str(exc))} already exists; use --force to overwrite.")
+        raise typer.Exit(2) from None
+    for path in written:
+        out.print(f"wrote {escape(str(path))}")
+    out.print("next: copy .env.example to .env, fill in tokens, then `earful check` and `earful run --dry-run`.")
+
+
+@app.command()
+def demo(directory: Path = typer.Option(Path("earful-demo"), "--dir", help="Where the demo keeps its state.")) -> None:
+    """Run the whole pipeline offline against bundled sample data on 127.0.0.1."""
+    from .demo import run_demo
+
+    raise typer.Exit(run_demo(directory, out))
+

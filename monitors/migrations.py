@@ -1,0 +1,63 @@
+"""Schema versions of state.db, applied forward in order.
+
+Never edit a migration that has shipped: add a new one. sqlite-utils
+records applied migrations in `_sqlite_migrations`, so an old state file is
+upgraded in place on the next run, each step in its own transaction.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Migrations
+
+migrations = Migrations("earful")
+
+
+@migrations()
+def m001_initial(db) -> None:
+    db["items"].create(
+        {
+            "key": str, "source": str, "external_id": str, "monitor": str, "url": str, "canonical_url": str,
+            "fingerprint": str, "cluster": str, "author": str, "author_is_brand": int, "title": str, "text": str,
+            "created_at": str, "thread_id": str, "parent_id": str, "kind": str, "rating": float, "language": str,
+            "brand_replied": int, "site": str, "raw": str, "first_seen_at": str, "last_seen_at": str,
+        },
+        pk="key",
+    )
+    db["items"].create_index(["canonical_url", "first_seen_at"])
+    db["items"].create_index(["fingerprint", "first_seen_at"])
+    db["items"].create_index(["cluster"])
+    db["matches"].create(
+        {"item_key": str, "pack": str, "rule_id": str, "labels": str, "severity": str, "destinations": str,
+         "reply_within_s": int, "escalate": str},
+        pk=("item_key", "pack", "rule_id"),
+    )
+    db["cursors"].create({"monitor": str, "cursor": str, "updated_at": str}, pk="monitor")
+    db["outbox"].create(
+        {
+            "id": int, "key": str, "cluster": str, "destination": str, "monitor": str, "status": str,
+            "attempts": int, "next_attempt_at": str, "last_attempt_at": str, "last_error": str,
+            "permanent_error": int, "remote_id": str, "created_at": str, "delivered_at": str,
+        },
+        pk="id",
+    )
+    db["outbox"].create_index(["key"], unique=True)
+    db["outbox"].create_index(["status", "next_attempt_at"])
+    db["runs"].create(
+        {
+            "id": int, "monitor": str, "started_at": str, "finished_at": str, "status": str, "fetched": int,
+            "new_items": int, "alerts": int, "requests": int, "not_modified": int, "error": str,
+        },
+        pk="id",
+    )
+    db["runs"].create_index(["monitor", "started_at"])
+    db["monitor_state"].create(
+        {
+            "monitor": str, "last_start": str, "last_success": str, "last_status": str,
+            "consecutive_failures": int, "last_error": str, "defer_until": str, "last_new_item_at": str,
+        },
+        pk="monitor",
+    )
+    db["idle_cache"].create(
+        {"config_path": str, "fingerprint": str, "next_wake": float, "files": str, "env_names": str},
+        pk="config_path",
+    )

@@ -1,0 +1,133 @@
+"""Delivering the outbox: each row reaches its destination exactly once.
+
+The order of writes is what makes this safe:
+
+1. the row is marked `sending` (committed) before the destination is called;
+2. the destination is called;
+3. the row is marked `delivered` with the remote id.
+
+A process killed between 2 and 3 leaves a `sending` row: the next run asks
+the destination whether it already has that alert (Slack: the item key in
+message metadata) before sending again. A destination that fails backs off
+(its own Retry-After, else exponential) and the loop moves on to the next
+destination, so one broken Slack token never holds up the ticket system.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from earful import alerts
+from earful.alerts.base import Alert, DeliveryError, Destination
+
+from . import faults
+from .config import Config
+from .store import OutboxRow, Store
+
+log = logging.getLogger("earful.outbox")
+
+FIRST_BACKOFF = timedelta(seconds=30)
+IN_DOUBT_MARGIN = timedelta(minutes=10)
+
+
+@dataclass
+class DeliveryReport:
+    delivered: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    reconciled: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    failed: dict[str, str] = field(default_factory=dict)  # destination -> last error
+    permanent: set[str] = field(default_factory=set)
+    pending: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.delivered.values())
+
+
+def build_alert(store: Store, row: OutboxRow) -> Alert:
+    """Rebuild the alert from state.db, so it lists every mention clustered so far."""
+    return Alert(
+        key=row.key,
+        cluster=row.cluster,
+        destination=row.destination,
+        monitor=row.monitor,
+        mentions=tuple(store.cluster_mentions(row.cluster)),
+        matches=tuple(store.cluster_matches(row.cluster)),
+        created_at=row.created_at,
+    )
+
+
+def backoff(row: OutboxRow, error: DeliveryError, now: datetime, cap: timedelta) -> datetime:
+    if error.retry_after is not None:
+        return now + timedelta(seconds=max(1.0, error.retry_after))
+    delay = FIRST_BACKOFF * (2 ** max(0, row.attempts - 1))
+    return now + min(delay, cap)
+
+
+def open_destination(config: Config, name: str) -> Destination:
+    spec = config.destinations[name]
+    return alerts.load(spec.type)(name, spec.options)
+
+
+def deliver(config: Config, store: Store, now: datetime, clock=None) -> DeliveryReport:
+    """Send every due outbox row of every configured destination."""
+    report = DeliveryReport()
+    rows_by_destination: dict[str, list[OutboxRow]] = defaultdict(list)
+    for row in store.due_outbox(now, destinations=config.destinations):
+        rows_by_destination[row.destination].append(row)
+    cap = config.settings.defaults.retry_max_backoff
+    for name, rows in rows_by_destination.items():
+        try:
+            destination = open_destination(config, name)
+        except Exception as exc:  # a broken optional dependency must not stop other destinations
+            report.failed[name] = f"cannot start destination '{name}': {exc}"
+            continue
+        try:
+            _deliver_rows(store, destination, rows, report, cap, clock or (lambda: now))
+        finally:
+            destination.close()
+    report.pending = store.pending_count()
+    return report
+
+
+def _deliver_rows(store: Store, destination: Destination, rows: list[OutboxRow], report: DeliveryReport,
+                  cap: timedelta, clock) -> None:
+    name = destination.name
+    for row in rows:
+        alert = build_alert(store, row)
+        if row.status == "sending":
+            since = (row.last_attempt_at or row.created_at) - IN_DOUBT_MARGIN
+            try:
+                found = destination.find_delivered(alert, since)
+            except DeliveryError as exc:
+                report.failed[name] = str(exc)
+                store.mark_failed(row.id, str(exc), backoff(row, exc, clock(), cap), permanent=exc.permanent)
+                break
+            if found:
+                store.mark_delivered(row.id, found, clock())
+                report.reconciled[name] += 1
+                continue
+        store.mark_sending(row.id, clock())
+        try:
+            remote_id = destination.deliver(alert)
+        except DeliveryError as exc:
+            _failed(store, row, exc, report, name, cap, clock())
+            break  # this destination is unwell: leave its other rows for a later run
+        except Exception as exc:  # noqa: BLE001 - a destination bug must not lose the row
+            log.exception("destination %s crashed", name)
+            _failed(store, row, DeliveryError(f"{name}: unexpected {type(exc).__name__}: {exc}"), report, name, cap, clock())
+            break
+        faults.point("during_delivery")
+        store.mark_delivered(row.id, remote_id, clock())
+        report.delivered[name] += 1
+
+
+def _failed(store: Store, row: OutboxRow, exc: DeliveryError, report: DeliveryReport, name: str,
+            cap: timedelta, now: datetime) -> None:
+    row.attempts += 1
+    store.mark_failed(row.id, str(exc), backoff(row, exc, now, cap), permanent=exc.permanent)
+    report.failed[name] = str(exc)
+    if exc.permanent:
+        report.permanent.add(name)

@@ -1,0 +1,201 @@
+"""One `earful run`: due monitors -> fetch -> match -> store -> deliver.
+
+Each monitor runs in isolation: whatever one connector raises is recorded
+as that monitor's failure (with a message naming monitor and source) and
+the loop goes on. The only commit point of a monitor is `Store.ingest`,
+which writes its mentions, matches, outbox rows and new cursor together.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Sequence
+
+from earful import connectors
+from earful.connectors.base import ConnectorContext, ConnectorError, Mention
+from earful.rules.models import Match, RulePack
+
+from . import faults, idle
+from .config import Config, MonitorConfig
+from .lock import run_lock
+from .outbox import DeliveryReport, deliver
+from .schedule import is_due, next_due
+from .store import Store, parse_iso, utcnow
+
+log = logging.getLogger("earful.run")
+
+
+@dataclass
+class MonitorOutcome:
+    name: str
+    source: str
+    ok: bool
+    fetched: int = 0
+    new_items: int = 0
+    alerts: int = 0
+    requests: int = 0
+    not_modified: bool = False
+    error: str | None = None
+    would_alert: list[tuple[Mention, list[Match], list[str]]] = field(default_factory=list)
+
+
+@dataclass
+class RunReport:
+    locked_out: bool = False
+    monitors: list[MonitorOutcome] = field(default_factory=list)
+    delivery: DeliveryReport | None = None
+    not_due: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(not m.ok for m in self.monitors) or bool(self.delivery and self.delivery.permanent)
+
+
+def brand_accounts(packs: Sequence[RulePack]) -> dict[str, tuple[str, ...]]:
+    """The brand's accounts per source, merged over the monitor's rule packs."""
+    merged: dict[str, dict[str, None]] = {}
+    for pack in packs:
+        if pack.brand:
+            for source, names in pack.brand.accounts.items():
+                merged.setdefault(source, {}).update(dict.fromkeys(names))
+    return {source: tuple(names) for source, names in merged.items()}
+
+
+def destinations_for(matches: Sequence[Match], monitor: MonitorConfig, config: Config) -> list[str]:
+    default = monitor.common.notify or config.settings.defaults.notify
+    found: dict[str, None] = {}
+    for match in matches:
+        found.update(dict.fromkeys(match.destinations or default))
+    return list(found)
+
+
+def classify(mention: Mention, monitor: MonitorConfig, config: Config) -> tuple[Mention, list[Match], list[str]]:
+    """Mark brand-authored mentions, match the rest, decide destinations."""
+    packs = config.monitor_packs(monitor)
+    if not mention.author_is_brand and any(p.brand and p.brand.is_brand(mention.source, mention.author) for p in packs):
+        mention = mention.replace(author_is_brand=True)
+    if mention.author_is_brand:
+        return mention, [], []
+    matches = config.matcher.match(mention, packs=monitor.common.rules)
+    return mention, matches, destinations_for(matches, monitor, config)
+
+
+def run_monitor(config: Config, store: Store | None, monitor: MonitorConfig, now: datetime,
+                dry_run: bool = False) -> MonitorOutcome:
+    outcome = MonitorOutcome(monitor.name, monitor.connector, ok=False)
+    run_id = None if dry_run or store is None else store.start_run(monitor.name, now)
+    connector = None
+    defer_until = None
+    try:
+        cls = connectors.load(monitor.connector)
+        context = ConnectorContext(
+            monitor=monitor.name,
+            query=monitor.common.query,
+            brand_accounts=brand_accounts(config.monitor_packs(monitor)),
+            now=now,
+        )
+        connector = cls(monitor.options, context)
+        result = connector.fetch(store.cursor(monitor.name) if store else None)
+        faults.point("after_fetch")
+        batch = [classify(m, monitor, config) for m in result.mentions]
+        outcome.fetched, outcome.requests, outcome.not_modified = len(result.mentions), result.requests, result.not_modified
+        if dry_run:
+            outcome.would_alert = [entry for entry in batch if entry[2]]
+            outcome.alerts = len(outcome.would_alert)
+        else:
+            records = store.ingest(monitor.name, batch, result.cursor, now)
+            faults.point("after_store")
+            outcome.new_items = sum(r.outcome == "new" for r in records)
+            outcome.alerts = sum(len(r.alerts) for r in records)
+        outcome.ok = True
+    except ConnectorError as exc:
+        outcome.error = f"monitor '{monitor.name}' ({monitor.connector}): {exc}"
+        if exc.retry_after:
+            defer_until = now + timedelta(seconds=exc.retry_after)
+    except Exception as exc:  # noqa: BLE001 - one broken monitor must not stop the others
+        log.debug("monitor %s crashed", monitor.name, exc_info=True)
+        outcome.error = f"monitor '{monitor.name}' ({monitor.connector}): unexpected {type(exc).__name__}: {exc}"
+    finally:
+        if connector is not None:
+            try:
+                connector.close()
+            except Exception:  # noqa: BLE001
+                log.debug("closing %s failed", monitor.name, exc_info=True)
+    if run_id is not None:
+        store.finish_run(run_id, monitor.name, ok=outcome.ok, now=utcnow(), fetched=outcome.fetched,
+                         new_items=outcome.new_items, alerts=outcome.alerts, requests=outcome.requests,
+                         error=outcome.error, defer_until=defer_until, not_modified=outcome.not_modified)
+    return outcome
+
+
+def due_monitors(config: Config, store: Store, now: datetime) -> tuple[list[MonitorConfig], list[str]]:
+    states = store.all_monitor_states()
+    due, not_due = [], []
+    for monitor in config.monitors.values():
+        if not monitor.common.enabled:
+            continue
+        state = states.get(monitor.name, {})
+        if is_due(monitor.schedule, parse_iso(state.get("last_start")), now, config.timezone,
+                  parse_iso(state.get("defer_until"))):
+            due.append(monitor)
+        else:
+            not_due.append(monitor.name)
+    return due, not_due
+
+
+def next_wake(config: Config, store: Store, now: datetime) -> datetime | None:
+    """When the next run has anything to do: a monitor due or an outbox retry."""
+    states = store.all_monitor_states()
+    times = []
+    for monitor in config.monitors.values():
+        if monitor.common.enabled:
+            state = states.get(monitor.name, {})
+            times.append(next_due(monitor.schedule, parse_iso(state.get("last_start")), now, config.timezone,
+                                  parse_iso(state.get("defer_until"))))
+    retry = store.next_outbox_attempt()
+    if retry is not None:
+        times.append(retry)
+    return min(times) if times else None
+
+
+def run(config: Config, *, names: Sequence[str] | None = None, force_all: bool = False, dry_run: bool = False,
+        now: datetime | None = None, progress: Callable[[MonitorOutcome], None] | None = None) -> RunReport:
+    """Run what is due (or `names`, or everything with `force_all`)."""
+    now = now or utcnow()
+    report = RunReport()
+    if dry_run:
+        store = Store(config.state_path) if config.state_path.exists() else None
+        selected = [config.monitors[n] for n in names] if names else list(config.monitors.values())
+        for monitor in selected:
+            outcome = run_monitor(config, store, monitor, now, dry_run=True)
+            report.monitors.append(outcome)
+            if progress:
+                progress(outcome)
+        return report
+
+    config.state_path.parent.mkdir(parents=True, exist_ok=True)
+    with run_lock(config.state_path) as acquired:
+        if not acquired:
+            report.locked_out = True
+            return report
+        store = Store(config.state_path)
+        try:
+            store.mark_abandoned_runs(now)
+            if names:
+                selected = [config.monitors[n] for n in names]
+            elif force_all:
+                selected = [m for m in config.monitors.values() if m.common.enabled]
+            else:
+                selected, report.not_due = due_monitors(config, store, now)
+            for monitor in selected:
+                outcome = run_monitor(config, store, monitor, now)
+                report.monitors.append(outcome)
+                if progress:
+                    progress(outcome)
+            report.delivery = deliver(config, store, utcnow())
+            idle.remember(config, store, next_wake(config, store, utcnow()))
+        finally:
+            store.close()
+    return report

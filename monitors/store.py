@@ -1,0 +1,382 @@
+"""state.db: everything earful remembers between cron ticks.
+
+One SQLite file in WAL mode (readers never block the single writer; the
+run lock keeps writers to one), migrated forward with sqlite-utils'
+migrations. The important property is transactional: `ingest` stores a
+monitor's mentions, their matches, the outbox rows for their alerts and the
+monitor's new cursor in ONE transaction, so a crash leaves either all of it
+or none of it, and the next run re-fetches from the old cursor.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from earful.connectors.base import Mention
+from earful.rules.models import Match
+
+from .dedupe import canonical_url, text_fingerprint
+from .migrations import migrations
+
+URL_WINDOW = timedelta(days=30)
+TEXT_WINDOW = timedelta(days=7)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@dataclass
+class Recorded:
+    """What `ingest` decided for one mention."""
+
+    key: str
+    outcome: str  # new | duplicate | clustered | updated
+    cluster: str
+    alerts: list[str] = field(default_factory=list)  # destinations newly enqueued
+
+
+@dataclass
+class OutboxRow:
+    id: int
+    key: str
+    cluster: str
+    destination: str
+    monitor: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_error: str | None
+    remote_id: str | None
+    created_at: datetime
+
+
+_MENTION_FIELDS = [f.name for f in fields(Mention) if f.name != "raw"]
+
+
+def mention_to_row(mention: Mention) -> dict[str, Any]:
+    row = {name: getattr(mention, name) for name in _MENTION_FIELDS}
+    row["created_at"] = iso(mention.created_at)
+    row["author_is_brand"] = int(mention.author_is_brand)
+    row["brand_replied"] = None if mention.brand_replied is None else int(mention.brand_replied)
+    row["raw"] = json.dumps(dict(mention.raw), default=str, ensure_ascii=False)
+    return row
+
+
+def row_to_mention(row: dict[str, Any]) -> Mention:
+    values = {name: row[name] for name in _MENTION_FIELDS}
+    values["created_at"] = parse_iso(row["created_at"])
+    values["author_is_brand"] = bool(row["author_is_brand"])
+    values["brand_replied"] = None if row["brand_replied"] is None else bool(row["brand_replied"])
+    values["raw"] = json.loads(row["raw"] or "{}")
+    return Mention(**values)
+
+
+def match_to_row(match: Match) -> dict[str, Any]:
+    return {
+        "item_key": match.mention_key,
+        "pack": match.pack,
+        "rule_id": match.rule_id,
+        "labels": json.dumps(list(match.labels)),
+        "severity": match.severity,
+        "destinations": None if match.destinations is None else json.dumps(list(match.destinations)),
+        "reply_within_s": None if match.reply_within is None else int(match.reply_within.total_seconds()),
+        "escalate": None if match.escalate is None else json.dumps(list(match.escalate)),
+    }
+
+
+def row_to_match(row: dict[str, Any]) -> Match:
+    def listed(value: str | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(json.loads(value))
+
+    return Match(
+        mention_key=row["item_key"],
+        rule_id=row["rule_id"],
+        pack=row["pack"],
+        labels=tuple(json.loads(row["labels"])),
+        severity=row["severity"],
+        destinations=listed(row["destinations"]),
+        reply_within=None if row["reply_within_s"] is None else timedelta(seconds=row["reply_within_s"]),
+        escalate=listed(row["escalate"]),
+    )
+
+
+class Store:
+    """The state file. Open one per process; not shared across threads."""
+
+    def __init__(self, path: Path | str):
+        import sqlite_utils
+
+        self.path = path
+        memory = str(path) == ":memory:"
+        self.db = sqlite_utils.Database(memory=True) if memory else sqlite_utils.Database(str(path))
+        conn = self.db.conn
+        conn.execute("PRAGMA busy_timeout = 30000")
+        if not memory:
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrations.apply(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- helpers --------------------------------------------------------
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cursor = self.db.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        rows = self._rows(sql, params)
+        return rows[0] if rows else None
+
+    # -- monitors and runs ----------------------------------------------
+    def monitor_state(self, name: str) -> dict[str, Any]:
+        return self._one("select * from monitor_state where monitor = ?", [name]) or {"monitor": name}
+
+    def all_monitor_states(self) -> dict[str, dict[str, Any]]:
+        return {row["monitor"]: row for row in self._rows("select * from monitor_state")}
+
+    def start_run(self, monitor: str, now: datetime) -> int:
+        with self.db.atomic():
+            self.db.execute(
+                "insert into monitor_state (monitor, last_start) values (?, ?) "
+                "on conflict(monitor) do update set last_start = excluded.last_start",
+                [monitor, iso(now)],
+            )
+            cursor = self.db.execute(
+                "insert into runs (monitor, started_at, status) values (?, ?, 'running')", [monitor, iso(now)]
+            )
+            return cursor.lastrowid
+
+    def finish_run(self, run_id: int, monitor: str, *, ok: bool, now: datetime, fetched: int = 0, new_items: int = 0,
+                   alerts: int = 0, requests: int = 0, error: str | None = None, defer_until: datetime | None = None,
+                   not_modified: bool = False) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "update runs set finished_at = ?, status = ?, fetched = ?, new_items = ?, alerts = ?, requests = ?, "
+                "error = ?, not_modified = ? where id = ?",
+                [iso(now), "ok" if ok else "failed", fetched, new_items, alerts, requests, error, int(not_modified), run_id],
+            )
+            if ok:
+                self.db.execute(
+                    "update monitor_state set last_success = ?, last_status = 'ok', consecutive_failures = 0, "
+                    "last_error = null, defer_until = null, "
+                    "last_new_item_at = case when ? > 0 then ? else last_new_item_at end where monitor = ?",
+                    [iso(now), new_items, iso(now), monitor],
+                )
+            else:
+                self.db.execute(
+                    "update monitor_state set last_status = 'failed', consecutive_failures = coalesce(consecutive_failures, 0) + 1, "
+                    "last_error = ?, defer_until = ? where monitor = ?",
+                    [error, iso(defer_until), monitor],
+                )
+
+    def recent_runs(self, monitor: str, limit: int = 20) -> list[dict[str, Any]]:
+        return self._rows("select * from runs where monitor = ? order by id desc limit ?", [monitor, limit])
+
+    def run_totals(self, since: datetime) -> dict[str, dict[str, Any]]:
+        rows = self._rows(
+            "select monitor, count(*) runs, sum(status = 'failed') failures, sum(new_items) new_items, sum(alerts) alerts "
+            "from runs where started_at >= ? group by monitor",
+            [iso(since)],
+        )
+        return {row["monitor"]: row for row in rows}
+
+    def mark_abandoned_runs(self, now: datetime) -> int:
+        """Runs still 'running' belong to a process that died (we hold the lock)."""
+        cursor = self.db.execute(
+            "update runs set status = 'crashed', finished_at = ?, error = 'the process died during this run' "
+            "where status = 'running'",
+            [iso(now)],
+        )
+        self.db.conn.commit()
+        return cursor.rowcount
+
+    # -- cursors --------------------------------------------------------
+    def cursor(self, monitor: str) -> dict[str, Any] | None:
+        row = self._one("select cursor from cursors where monitor = ?", [monitor])
+        return json.loads(row["cursor"]) if row else None
+
+    # -- ingestion: the commit point -------------------------------------
+    def ingest(self, monitor: str, batch: Iterable[tuple[Mention, Sequence[Match], Sequence[str]]],
+               cursor: dict[str, Any], now: datetime) -> list[Recorded]:
+        """Store mentions + matches, enqueue alerts, advance the cursor: atomically.
+
+        `batch` yields (mention, matches, destinations); destinations empty
+        means "store, don't alert" (no match, or written by the brand).
+        """
+        results: list[Recorded] = []
+        with self.db.atomic():
+            for mention, matches, destinations in batch:
+                record = self._record(monitor, mention, matches, now)
+                for destination in destinations:
+                    if self._enqueue(record.cluster, destination, monitor, now):
+                        record.alerts.append(destination)
+                results.append(record)
+            self.db.execute(
+                "insert into cursors (monitor, cursor, updated_at) values (?, ?, ?) "
+                "on conflict(monitor) do update set cursor = excluded.cursor, updated_at = excluded.updated_at",
+                [monitor, json.dumps(cursor, default=str), iso(now)],
+            )
+        return results
+
+    def _record(self, monitor: str, mention: Mention, matches: Sequence[Match], now: datetime) -> Recorded:
+        key = mention.key
+        existing = self._one("select key, cluster, text, title from items where key = ?", [key])
+        if existing:
+            outcome = "duplicate"
+            if (existing["text"], existing["title"]) != (mention.text, mention.title):
+                row = mention_to_row(mention)
+                row["last_seen_at"] = iso(now)
+                self.db["items"].update(key, {k: row[k] for k in ("title", "text", "brand_replied", "raw", "last_seen_at")})
+                outcome = "updated"
+            self._save_matches(matches)
+            return Recorded(key, outcome, existing["cluster"])
+
+        canonical = canonical_url(mention.url)
+        fingerprint = text_fingerprint(mention.title, mention.text)
+        cluster = None
+        if canonical:
+            hit = self._one(
+                "select cluster from items where canonical_url = ? and first_seen_at >= ? order by first_seen_at limit 1",
+                [canonical, iso(now - URL_WINDOW)],
+            )
+            cluster = hit["cluster"] if hit else None
+        if cluster is None and fingerprint:
+            hit = self._one(
+                "select cluster from items where fingerprint = ? and first_seen_at >= ? order by first_seen_at limit 1",
+                [fingerprint, iso(now - TEXT_WINDOW)],
+            )
+            cluster = hit["cluster"] if hit else None
+        outcome = "clustered" if cluster else "new"
+        row = mention_to_row(mention)
+        row.update(key=key, monitor=monitor, canonical_url=canonical, fingerprint=fingerprint,
+                   cluster=cluster or key, first_seen_at=iso(now), last_seen_at=iso(now))
+        self.db["items"].insert(row)
+        self._save_matches(matches)
+        return Recorded(key, outcome, cluster or key)
+
+    def _save_matches(self, matches: Sequence[Match]) -> None:
+        if matches:
+            self.db["matches"].upsert_all([match_to_row(m) for m in matches], pk=("item_key", "pack", "rule_id"))
+
+    def _enqueue(self, cluster: str, destination: str, monitor: str, now: datetime) -> bool:
+        cursor = self.db.execute(
+            "insert or ignore into outbox (key, cluster, destination, monitor, status, attempts, next_attempt_at, created_at) "
+            "values (?, ?, ?, ?, 'pending', 0, ?, ?)",
+            [f"{cluster}#{destination}", cluster, destination, monitor, iso(now), iso(now)],
+        )
+        return cursor.rowcount == 1
+
+    # -- items -----------------------------------------------------------
+    def cluster_mentions(self, cluster: str) -> list[Mention]:
+        rows = self._rows("select * from items where cluster = ? order by first_seen_at, rowid", [cluster])
+        return [row_to_mention(r) for r in rows]
+
+    def cluster_matches(self, cluster: str) -> list[Match]:
+        rows = self._rows(
+            "select m.* from matches m join items i on i.key = m.item_key where i.cluster = ? order by i.first_seen_at, m.rowid",
+            [cluster],
+        )
+        seen: dict[tuple[str, str], Match] = {}
+        for row in rows:
+            match = row_to_match(row)
+            seen.setdefault((match.pack, match.rule_id), match)
+        return list(seen.values())
+
+    def count(self, table: str) -> int:
+        return self.db.execute(f"select count(*) from [{table}]").fetchone()[0]
+
+    # -- outbox ------------------------------------------------------------
+    def _outbox(self, row: dict[str, Any]) -> OutboxRow:
+        return OutboxRow(
+            id=row["id"], key=row["key"], cluster=row["cluster"], destination=row["destination"], monitor=row["monitor"],
+            status=row["status"], attempts=row["attempts"], next_attempt_at=parse_iso(row["next_attempt_at"]),
+            last_attempt_at=parse_iso(row["last_attempt_at"]), last_error=row["last_error"], remote_id=row["remote_id"],
+            created_at=parse_iso(row["created_at"]),
+        )
+
+    def due_outbox(self, now: datetime, destinations: Iterable[str] | None = None) -> list[OutboxRow]:
+        rows = self._rows(
+            "select * from outbox where status in ('pending', 'sending') and (next_attempt_at is null or next_attempt_at <= ?) "
+            "order by id",
+            [iso(now)],
+        )
+        wanted = None if destinations is None else set(destinations)
+        return [self._outbox(r) for r in rows if wanted is None or r["destination"] in wanted]
+
+    def outbox_rows(self, status: str | None = None) -> list[OutboxRow]:
+        if status is None:
+            return [self._outbox(r) for r in self._rows("select * from outbox order by id")]
+        return [self._outbox(r) for r in self._rows("select * from outbox where status = ? order by id", [status])]
+
+    def pending_count(self) -> int:
+        return self.db.execute("select count(*) from outbox where status in ('pending', 'sending')").fetchone()[0]
+
+    def next_outbox_attempt(self) -> datetime | None:
+        row = self._one("select min(next_attempt_at) t from outbox where status in ('pending', 'sending')")
+        return parse_iso(row["t"]) if row else None
+
+    def mark_sending(self, row_id: int, now: datetime) -> None:
+        """Written BEFORE the send: a row found 'sending' later is in doubt."""
+        with self.db.atomic():
+            self.db.execute(
+                "update outbox set status = 'sending', attempts = attempts + 1, last_attempt_at = ? where id = ?",
+                [iso(now), row_id],
+            )
+
+    def mark_delivered(self, row_id: int, remote_id: str, now: datetime) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "update outbox set status = 'delivered', remote_id = ?, delivered_at = ?, last_error = null where id = ?",
+                [remote_id, iso(now), row_id],
+            )
+
+    def mark_failed(self, row_id: int, error: str, next_attempt_at: datetime, *, permanent: bool = False) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "update outbox set status = 'pending', last_error = ?, next_attempt_at = ?, permanent_error = ? where id = ?",
+                [error, iso(next_attempt_at), int(permanent), row_id],
+            )
+
+    def outbox_stats(self) -> dict[str, dict[str, int]]:
+        rows = self._rows("select destination, status, count(*) n from outbox group by destination, status")
+        stats: dict[str, dict[str, int]] = {}
+        for row in rows:
+            stats.setdefault(row["destination"], {})[row["status"]] = row["n"]
+        return stats
+
+    def sent_per_monitor(self, since: datetime) -> dict[str, int]:
+        rows = self._rows("select monitor, count(*) n from outbox where status = 'delivered' and delivered_at >= ? group by monitor",
+                          [iso(since)])
+        return {r["monitor"]: r["n"] for r in rows}
+
+    # -- the idle-tick cache -------------------------------------------------
+    def save_idle_cache(self, config_path: str, fingerprint: str, next_wake: datetime | None, files: list[str],
+                        env_names: list[str]) -> None:
+        with self.db.atomic():
+            self.db["idle_cache"].upsert(
+                {"config_path": config_path, "fingerprint": fingerprint,
+                 "next_wake": next_wake.timestamp() if next_wake else None,
+                 "files": json.dumps(files), "env_names": json.dumps(env_names)},
+                pk="config_path",
+            )
