@@ -1,0 +1,96 @@
+"""The `console` destination: each alert as a rich panel on stdout or stderr.
+
+Used by `earful demo`, by `--dry-run`-style local setups, and by admins
+trying a rule pack before pointing it at Slack. It shows the same facts as
+the Slack message, worded by the same helpers (`format`).
+
+User text is never parsed as rich markup: it is appended to `rich.text.Text`
+objects as plain strings, so `[bold red]` or `[link=...]` in a post is shown
+literally (stricter than `rich.markup.escape`, which only guards markup that
+goes through the parser). `format.clean` also drops control characters, so
+ANSI escape sequences in a post cannot move the cursor or clear the terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import ClassVar, Literal
+
+from pydantic import Field
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.text import Text
+
+from . import format as fmt
+from .base import Alert, Destination, DestinationOptions
+
+SEVERITY_STYLE: dict[str, str] = {"low": "blue", "medium": "yellow", "high": "dark_orange", "critical": "bold red"}
+EXCERPT_CHARS = 600
+
+
+class ConsoleOptions(DestinationOptions):
+    """`type: console` in cron.yaml (`base_url` and `timeout` are accepted and unused)."""
+
+    type: Literal["console"] = "console"
+    width: int | None = Field(default=None, ge=40, le=1000, description="Columns; default: the terminal's width.")
+    stream: Literal["stdout", "stderr"] = "stdout"
+
+
+def render(alert: Alert) -> Panel:
+    """The panel for `alert`; every piece of user text goes in as plain Text."""
+    mention = alert.mention
+    style = SEVERITY_STYLE.get(alert.severity, "white")
+
+    title = Text(fmt.headline(alert), style=style)
+    site = fmt.clean(mention.site)
+    if site:
+        title.append(f" ({site})")
+
+    byline = Text()
+    byline.append(fmt.author_label(mention), style="bold green" if mention.author_is_brand else "bold")
+    byline.append(f" · {fmt.kind_label(mention)}")
+    when = fmt.when_label(mention.created_at)
+    if when:
+        byline.append(f" · {when}", style="dim")
+
+    lines: list[Text] = [byline]
+    headline = fmt.title_line(mention, 200)
+    if headline:
+        lines.append(Text(headline, style="bold"))
+    body = fmt.excerpt(mention, EXCERPT_CHARS)
+    if body:
+        lines.append(Text(body))
+    if mention.url:
+        lines.append(Text(fmt.clean(mention.url), style="cyan", overflow="fold"))
+
+    facts = Text(style="dim")
+    facts.append(f"labels: {fmt.labels_label(alert.labels)} · rules: {', '.join(alert.rules) or 'none'} · monitor: {alert.monitor}")
+    lines.append(facts)
+
+    if len(alert.mentions) > 1:
+        places = fmt.places(alert)
+        lines.append(Text(f"also seen at ({len(places)} places):", style="bold"))
+        for place in places:
+            line = Text(f"  • {place.source}  ")
+            line.append(fmt.clean(place.url) or "(no link)", style="cyan")
+            line.append(f"  {place.author}", style="dim")
+            lines.append(line)
+
+    return Panel(Group(*lines), title=title, title_align="left", subtitle=Text(alert.key, style="dim"), subtitle_align="right", border_style=style)
+
+
+class ConsoleDestination(Destination):
+    """Prints alerts; cannot fail in a way worth retrying, so it never raises DeliveryError."""
+
+    type: ClassVar[str] = "console"
+    Options: ClassVar[type[DestinationOptions]] = ConsoleOptions
+    options: ConsoleOptions
+
+    def deliver(self, alert: Alert) -> str:
+        # Looked up at each call, not at construction: tests and the CLI may swap sys.stdout.
+        stream = sys.stderr if self.options.stream == "stderr" else sys.stdout
+        Console(file=stream, width=self.options.width, highlight=False, emoji=False).print(render(alert))
+        return f"console:{alert.key}"
+
+
+DESTINATION = ConsoleDestination
