@@ -156,12 +156,9 @@ class Store:
         return {row["monitor"]: row for row in self._rows("select * from monitor_state")}
 
     def start_run(self, monitor: str, now: datetime) -> int:
+        """Record a run as started. `last_start` is written only when it
+        finishes, so a run killed half-way leaves its monitor due."""
         with self.db.atomic():
-            self.db.execute(
-                "insert into monitor_state (monitor, last_start) values (?, ?) "
-                "on conflict(monitor) do update set last_start = excluded.last_start",
-                [monitor, iso(now)],
-            )
             cursor = self.db.execute(
                 "insert into runs (monitor, started_at, status) values (?, ?, 'running')", [monitor, iso(now)]
             )
@@ -175,6 +172,11 @@ class Store:
                 "update runs set finished_at = ?, status = ?, fetched = ?, new_items = ?, alerts = ?, requests = ?, "
                 "error = ?, not_modified = ? where id = ?",
                 [iso(now), "ok" if ok else "failed", fetched, new_items, alerts, requests, error, int(not_modified), run_id],
+            )
+            self.db.execute(
+                "insert into monitor_state (monitor, last_start) select monitor, started_at from runs where id = ? "
+                "on conflict(monitor) do update set last_start = excluded.last_start",
+                [run_id],
             )
             if ok:
                 self.db.execute(
