@@ -25,6 +25,10 @@ KINDS: tuple[str, ...] = ("post", "comment", "reply", "review", "message")
 class Mention:
     """One thing somebody wrote somewhere, as earful sees it.
 
+    `url` is where the mention itself lives (the HN item, the Reddit post);
+    `link_url` is the page it shares, if any (a link post's article), so the
+    store can cluster a discussion with the article's other appearances.
+
     `brand_replied` is three-valued on purpose: None means the channel does
     not show replies (or the connector did not look), which must never be
     reported as "answered".
@@ -45,6 +49,7 @@ class Mention:
     language: str | None = None
     brand_replied: bool | None = None
     site: str = ""
+    link_url: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property

@@ -477,6 +477,7 @@ def hit_mention(hit: Mapping[str, Any], brands: set[str]) -> Mention:
         text=html_to_text(hit.get("story_text")),
         thread_id=object_id,
         site=(urlsplit(link).hostname or "").removeprefix("www.") or "news.ycombinator.com",
+        link_url=link,
         raw={
             "objectID": object_id,
             "url": link,

@@ -23,7 +23,7 @@ from .cli import DEFAULT_CONFIG
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="earful: no customer channel goes unwatched.")
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # one problem per line, greppable
 
 ConfigOption = typer.Option(None, "--config", "-c", help="Path to cron.yaml (default: ./cron.yaml or $EARFUL_CONFIG).")
 

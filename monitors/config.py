@@ -323,7 +323,7 @@ def _monitors(settings: Settings, doc: YamlDocument, problems: list[Problem],
         option_raw = {k: v for k, v in raw.items() if k not in common_keys}
         common = _validate(MonitorCommon, common_raw, doc, loc, problems, known)
         options = _validate(cls.Options, option_raw, doc, loc, problems, known)
-        if common is None or options is None:
+        if common is None:
             continue
         if not croniter.is_valid(common.schedule):
             problems.append(doc.problem(loc + ("schedule",), f"'{common.schedule}' is not a valid cron expression (five fields, e.g. \"*/5 * * * *\")"))
@@ -336,7 +336,8 @@ def _monitors(settings: Settings, doc: YamlDocument, problems: list[Problem],
             problems.append(doc.problem(loc, f"monitor '{name}' has no destination: set 'notify:' (or defaults.notify)"))
         if not common.rules:
             problems.append(doc.problem(loc, f"monitor '{name}' has no rule packs: set 'rules:' (e.g. rules: [example])"))
-        found[name] = MonitorConfig(name, common, options)
+        if options is not None:
+            found[name] = MonitorConfig(name, common, options)
     return found
 
 

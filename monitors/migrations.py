@@ -19,7 +19,7 @@ def m001_initial(db) -> None:
             "key": str, "source": str, "external_id": str, "monitor": str, "url": str, "canonical_url": str,
             "fingerprint": str, "cluster": str, "author": str, "author_is_brand": int, "title": str, "text": str,
             "created_at": str, "thread_id": str, "parent_id": str, "kind": str, "rating": float, "language": str,
-            "brand_replied": int, "site": str, "raw": str, "first_seen_at": str, "last_seen_at": str,
+            "brand_replied": int, "site": str, "link_url": str, "raw": str, "first_seen_at": str, "last_seen_at": str,
         },
         pk="key",
     )

@@ -254,7 +254,7 @@ class Store:
             self._save_matches(matches)
             return Recorded(key, outcome, existing["cluster"])
 
-        canonical = canonical_url(mention.url)
+        canonical = canonical_url(mention.link_url or mention.url)
         fingerprint = text_fingerprint(mention.title, mention.text)
         cluster = None
         if canonical:

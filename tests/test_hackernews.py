@@ -222,6 +222,7 @@ def test_story_mapping_and_brand_account(hn: HackerNewsServer) -> None:
         thread_id=story["objectID"],
         kind="post",
         site="acme.com",
+        link_url="https://www.acme.com/blog/offline",
     )
     assert mention.raw["url"] == "https://www.acme.com/blog/offline" and mention.raw["points"] == 42
 

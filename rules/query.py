@@ -1,0 +1,398 @@
+"""The rule query language admins write in `rules/*.yaml`.
+
+    acme (broken OR refund OR "never respond*") -"job offer" type:post|comment
+
+Syntax, loosest binding first:
+
+* ``a b`` or ``a AND b``: both. Implicit and explicit AND are the same
+  operator, and it binds *looser* than OR, as in Google search:
+  ``acme broken OR refund`` means ``acme (broken OR refund)``, which is
+  what someone listing alternatives after a brand name means. Use
+  parentheses when in doubt.
+* ``a OR b`` or ``a | b``: either.
+* ``NOT a``, ``-a``, ``-"a phrase"``, ``-(a b)``, ``-title:a``: not. It
+  binds tightest: ``-a OR b`` is ``(NOT a) OR b``.
+* ``( ... )`` groups, nested to any reasonable depth.
+* ``word``, ``"a phrase"``: matched as whole words, ignoring case, accents
+  and punctuation (see `earful.rules.normalize`). ``respon*`` and
+  ``*soft`` are wildcards at the end or start of a word, ``"never
+  respond*"`` at the end or start of a phrase. ``acme.com`` also finds the
+  obfuscated "acme[.]com", "acme(dot)com", "acme dot com".
+* ``field:value`` restricts what is compared:
+
+  ``title:word``, ``title:"a phrase"``, ``title:(a OR b)`` only look at
+  the title; ``author:name`` (no case, no ``@``/``u/``), ``source:reddit``,
+  ``type:post`` (post, comment, reply, review, message), ``lang:en``
+  (also en-US), ``site:example.com`` (and its subdomains) or
+  ``site:r/crm``, ``rating:<=2`` / ``>=4`` / ``<3`` / ``>3`` / ``5``.
+  ``type:post|comment`` (no spaces around ``|``) is ``type:post OR
+  type:comment``; the same holds for every field.
+
+Upper-case ``AND``, ``OR``, ``NOT`` are operators; lower-case they are
+words. Errors raise `QueryError` with a message that names the column.
+The parser produces a tree of small frozen dataclasses (`Term`, `Filter`,
+`And`, `Or`, `Not`) that the engine compiles; it never evaluates anything.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import dataclasses
+from dataclasses import dataclass
+from typing import Iterator, NamedTuple, Union
+
+from earful.connectors.base import KINDS
+
+from .normalize import normalize, normalize_author, normalize_language, normalize_site
+
+TEXT_FIELDS = ("title",)
+FILTER_FIELDS = ("author", "source", "type", "lang", "site", "rating")
+FIELDS = TEXT_FIELDS + FILTER_FIELDS
+RATING_RANGE = (1.0, 5.0)
+RATING_OPS = ("<=", ">=", "<", ">", "=")
+MAX_DEPTH = 50  # parentheses, NOTs and fields; keeps recursion and generated code bounded
+
+_EXAMPLES = {
+    "title": 'title:acme or title:"acme crm"',
+    "author": "author:jane_doe",
+    "source": "source:reddit",
+    "type": "type:review or type:post|comment",
+    "lang": "lang:en",
+    "site": "site:example.com or site:r/crm",
+    "rating": "rating:<=2",
+}
+
+
+class QueryError(ValueError):
+    """A query that cannot be parsed. `position` is the 0-based offset of
+    the problem in the query; `message` already names it as a 1-based column."""
+
+    def __init__(self, message: str, position: int):
+        super().__init__(message)
+        self.message = message
+        self.position = position
+
+
+@dataclass(frozen=True)
+class Term:
+    """Words to find. `text` is normalised (lower-case words, single spaces);
+    `field` is None for title and text, or "title"; `raw` is how the admin
+    wrote it, for messages."""
+
+    text: str
+    field: str | None = None
+    prefix_wildcard: bool = False
+    suffix_wildcard: bool = False
+    is_phrase: bool = False
+    raw: str = dataclasses.field(default="", compare=False)
+
+    def __str__(self) -> str:
+        shown = self.raw or (f'"{self.text}"' if self.is_phrase else self.text)
+        return f"{self.field}:{shown}" if self.field else shown
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A condition on a mention's metadata. `value` is normalised (see
+    `earful.rules.normalize`) or, for rating, a float; `op` is "=" except
+    for rating, which may also use <, <=, >, >=."""
+
+    field: str
+    op: str
+    value: str | float
+
+    def __str__(self) -> str:
+        if isinstance(self.value, float):
+            return f"{self.field}:{'' if self.op == '=' else self.op}{self.value:g}"
+        return f"{self.field}:{self.value}"
+
+
+@dataclass(frozen=True)
+class And:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    child: Node
+
+
+Node = Union[Term, Filter, And, Or, Not]
+Atom = Union[Term, Filter]
+
+
+def parse(query: str) -> Node:
+    """The tree for `query`; raises `QueryError` on any syntax error."""
+    return _Parser(query).parse()
+
+
+def atoms(node: Node) -> Iterator[Atom]:
+    """Every `Term` and `Filter` in `node`, left to right, repeats included."""
+    if isinstance(node, (Term, Filter)):
+        yield node
+    elif isinstance(node, Not):
+        yield from atoms(node.child)
+    else:
+        for child in node.children:
+            yield from atoms(child)
+
+
+# --- tokens -----------------------------------------------------------------
+
+_WORD, _PHRASE, _FIELD, _LPAREN, _RPAREN, _AND, _OR, _NOT, _EOF = (
+    "word", "phrase", "field", "(", ")", "AND", "OR", "NOT", "end",
+)
+_QUOTES = '"“”„'
+_STOPS = frozenset("()|" + _QUOTES)
+_FIELD_PREFIX = re.compile(r"([A-Za-z]+):(?!//)")  # "http://x" is a word, not a field
+_RATING = re.compile(r"(<=|>=|<|>|=)?(\d+(?:\.\d+)?)")
+_SOURCE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_LANG = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*")
+_SITE = re.compile(r"[\w.-]+")
+
+
+class _Token(NamedTuple):
+    kind: str
+    text: str
+    start: int
+    end: int
+
+
+def _col(position: int) -> str:
+    return f"column {position + 1}"
+
+
+def _tokenize(query: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    i, n = 0, len(query)
+    while i < n:
+        c = query[i]
+        if c.isspace():
+            i += 1
+        elif c in "()|":
+            tokens.append(_Token({"(": _LPAREN, ")": _RPAREN, "|": _OR}[c], c, i, i + 1))
+            i += 1
+        elif c in _QUOTES:
+            end = next((j for j in range(i + 1, n) if query[j] in _QUOTES), -1)
+            if end < 0:
+                raise QueryError(f"unclosed quote at {_col(i)}", i)
+            tokens.append(_Token(_PHRASE, query[i + 1 : end], i, end + 1))
+            i = end + 1
+        elif c == "-":
+            if i + 1 == n or query[i + 1].isspace() or query[i + 1] in ")|":
+                raise QueryError(
+                    f"'-' at {_col(i)} must be followed directly by what it excludes, e.g. -\"job offer\"", i
+                )
+            tokens.append(_Token(_NOT, c, i, i + 1))
+            i += 1
+        else:
+            j = i
+            while j < n and not query[j].isspace() and query[j] not in _STOPS:
+                j += 1
+            word = query[i:j]
+            prefix = _FIELD_PREFIX.match(word)
+            if prefix:
+                j = i + prefix.end()
+                tokens.append(_Token(_FIELD, prefix.group(1), i, j))
+            else:
+                kind = word if word in (_AND, _OR, _NOT) else _WORD
+                tokens.append(_Token(kind, word, i, j))
+            i = j
+    return tokens
+
+
+# --- grammar ------------------------------------------------------------------
+
+
+def _and(parts: list[Node]) -> Node:
+    flat = [c for p in parts for c in (p.children if isinstance(p, And) else (p,))]
+    return flat[0] if len(flat) == 1 else And(tuple(flat))
+
+
+def _or(parts: list[Node]) -> Node:
+    flat = [c for p in parts for c in (p.children if isinstance(p, Or) else (p,))]
+    return flat[0] if len(flat) == 1 else Or(tuple(flat))
+
+
+def _not(node: Node) -> Node:
+    return node.child if isinstance(node, Not) else Not(node)
+
+
+class _Parser:
+    """Recursive descent: conjunction := disjunction ([AND] disjunction)*,
+    disjunction := unary ((OR | '|') unary)*, unary := (NOT | -) unary | primary.
+
+    `field` is the field a surrounding `title:( ... )` applies to the words
+    inside; `depth` counts nesting to refuse pathological queries.
+    """
+
+    def __init__(self, query: str):
+        self.query = query
+        self.tokens = _tokenize(query)
+        self.tokens.append(_Token(_EOF, "", len(query), len(query)))
+        self.i = 0
+
+    def peek(self) -> _Token:
+        return self.tokens[self.i]
+
+    def advance(self) -> _Token:
+        token = self.tokens[self.i]
+        self.i += 1
+        return token
+
+    def parse(self) -> Node:
+        if len(self.tokens) == 1:
+            raise QueryError("empty query", 0)
+        node = self.conjunction(None, 0)
+        stray = self.peek()
+        if stray.kind == _RPAREN:
+            raise QueryError(f"unbalanced parenthesis: ')' at {_col(stray.start)} has no matching '('", stray.start)
+        return node
+
+    def expect_operand(self, operator: _Token) -> None:
+        """Operators need a term on their right."""
+        if self.peek().kind in (_EOF, _RPAREN, _AND, _OR):
+            raise QueryError(f"{operator.text} at {_col(operator.start)} needs a term after it", operator.start)
+
+    def conjunction(self, field: str | None, depth: int) -> Node:
+        parts = [self.disjunction(field, depth)]
+        while self.peek().kind not in (_EOF, _RPAREN):
+            if self.peek().kind == _AND:
+                self.expect_operand(self.advance())
+            parts.append(self.disjunction(field, depth))
+        return _and(parts)
+
+    def disjunction(self, field: str | None, depth: int) -> Node:
+        parts = [self.unary(field, depth)]
+        while self.peek().kind == _OR:
+            self.expect_operand(self.advance())
+            parts.append(self.unary(field, depth))
+        return _or(parts)
+
+    def unary(self, field: str | None, depth: int) -> Node:
+        if self.peek().kind == _NOT:
+            operator = self.advance()
+            self.expect_operand(operator)
+            self.check_depth(operator, depth)
+            return _not(self.unary(field, depth + 1))
+        return self.primary(field, depth)
+
+    def check_depth(self, token: _Token, depth: int) -> None:
+        if depth >= MAX_DEPTH:
+            raise QueryError(f"query nests too deeply at {_col(token.start)} (at most {MAX_DEPTH} levels)", token.start)
+
+    def primary(self, field: str | None, depth: int) -> Node:
+        token = self.advance()
+        if token.kind == _LPAREN:
+            self.check_depth(token, depth)
+            if self.peek().kind == _RPAREN:
+                raise QueryError(f"empty parentheses at {_col(token.start)}", token.start)
+            if self.peek().kind == _EOF:
+                raise QueryError(f"unbalanced parenthesis: '(' at {_col(token.start)} is never closed", token.start)
+            node = self.conjunction(field, depth + 1)
+            if self.peek().kind != _RPAREN:
+                raise QueryError(f"unbalanced parenthesis: '(' at {_col(token.start)} is never closed", token.start)
+            self.advance()
+            return node
+        if token.kind == _RPAREN:
+            raise QueryError(f"unbalanced parenthesis: ')' at {_col(token.start)} has no matching '('", token.start)
+        if token.kind in (_AND, _OR):
+            raise QueryError(f"{token.text} at {_col(token.start)} needs a term before it", token.start)
+        if token.kind == _FIELD:
+            return self.fielded(token, depth)
+        return _term(token, field) if field in (None, "title") else _filter(token, field)
+
+    def fielded(self, token: _Token, depth: int) -> Node:
+        name = token.text.lower()
+        if name not in FIELDS:
+            close = difflib.get_close_matches(name, FIELDS, n=1)
+            hint = f"did you mean '{close[0]}:'? " if close else ""
+            raise QueryError(
+                f"unknown field '{token.text}:' at {_col(token.start)}; {hint}(known: {', '.join(FIELDS)})",
+                token.start,
+            )
+        value = self.peek()
+        if value.start != token.end or value.kind in (_EOF, _RPAREN, _AND, _OR):
+            raise QueryError(
+                f"{name}: at {_col(token.start)} needs a value right after the colon, e.g. {_EXAMPLES[name]}",
+                token.start,
+            )
+        self.check_depth(token, depth)
+        parts = [self.unary(name, depth + 1)]
+        # `type:post|comment`: alternatives glued to the value by '|' share its field.
+        while self.glued_alternative():
+            self.advance()
+            parts.append(self.unary(name, depth + 1))
+        return _or(parts)
+
+    def glued_alternative(self) -> bool:
+        bar, after = self.tokens[self.i], self.tokens[min(self.i + 1, len(self.tokens) - 1)]
+        return (
+            bar.kind == _OR
+            and bar.text == "|"
+            and bar.start == self.tokens[self.i - 1].end
+            and after.start == bar.end
+            and after.kind in (_WORD, _PHRASE)
+        )
+
+
+# --- atoms --------------------------------------------------------------------
+
+
+def _term(token: _Token, field: str | None) -> Term:
+    if token.kind == _PHRASE:
+        body, shown, is_phrase = token.text.strip(), f'"{token.text}"', True
+    else:
+        body, shown, is_phrase = token.text, token.text, False
+    prefix, suffix = body.startswith("*"), body.endswith("*")
+    stem = body.strip("*")
+    where = _col(token.start)
+    if not stem.strip():
+        if prefix or suffix:
+            raise QueryError(f"a lone * at {where} would match everything; attach it to a word, e.g. respon*", token.start)
+        raise QueryError(f"empty quotes at {where}", token.start)
+    if "*" in stem:
+        raise QueryError(f"'*' in {shown} at {where} can only start or end a word, e.g. respon* or *soft", token.start)
+    if stem != stem.strip():
+        raise QueryError(f"the * in {shown} at {where} must touch a word, e.g. \"never respond*\"", token.start)
+    return Term(normalize(stem), field, prefix, suffix, is_phrase, raw=shown)
+
+
+def _filter(token: _Token, field: str) -> Filter:
+    raw = token.text.strip()
+    where = f"(got '{raw}' at {_col(token.start)})"
+    if "*" in raw:
+        raise QueryError(f"{field}: takes no wildcards {where}", token.start)
+    if field == "rating":
+        m = _RATING.fullmatch(raw)
+        low, high = RATING_RANGE
+        if not m or not low <= float(m.group(2)) <= high:
+            raise QueryError(f"rating needs a number 1-5, e.g. rating:<=2 or rating:5 {where}", token.start)
+        return Filter("rating", m.group(1) or "=", float(m.group(2)))
+    if field == "type":
+        value = raw.lower()
+        if value not in KINDS:
+            raise QueryError(f"type must be one of {', '.join(KINDS)} {where}", token.start)
+    elif field == "source":
+        value = raw.lower()
+        if not _SOURCE.fullmatch(value):
+            raise QueryError(f"source needs a connector name such as reddit or g2 {where}", token.start)
+    elif field == "lang":
+        value = normalize_language(raw)
+        if not _LANG.fullmatch(value):
+            raise QueryError(f"lang needs a language code such as en or pt-BR {where}", token.start)
+    elif field == "site":
+        value = normalize_site(raw)
+        if not _SITE.fullmatch(value):
+            raise QueryError(f"site needs a domain such as example.com or a subreddit such as r/crm {where}", token.start)
+    else:
+        value = normalize_author(raw)
+        if not value:
+            raise QueryError(f"author needs an account name {where}", token.start)
+    return Filter(field, "=", value)
