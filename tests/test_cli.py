@@ -1,0 +1,73 @@
+"""The CLI surface: init, check, status, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from earful.monitors.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def invoke(*args: str) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    return exit_info.value.code or 0
+
+
+def test_init_writes_a_config_that_passes_check(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-env")
+    assert invoke("init", str(tmp_path)) == 0
+    assert (tmp_path / "cron.yaml").exists() and (tmp_path / "rules" / "example.yaml").exists()
+    assert (tmp_path / ".env.example").read_text().startswith("#")
+    assert invoke("check", "--config", str(tmp_path / "cron.yaml")) == 0
+    assert "ok" in capsys.readouterr().out
+    assert not (tmp_path / "state.db").exists()
+
+
+def test_init_refuses_to_overwrite(tmp_path, capsys):
+    assert invoke("init", str(tmp_path)) == 0
+    assert invoke("init", str(tmp_path)) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_the_repository_is_itself_a_valid_deployment(monkeypatch):
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-env")
+    assert invoke("check", "--config", str(REPO / "cron.yaml")) == 0
+
+
+def test_missing_secret_is_a_clear_config_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    invoke("init", str(tmp_path))
+    assert invoke("check", "--config", str(tmp_path / "cron.yaml")) == 2
+    assert "SLACK_BOT_TOKEN is not set" in capsys.readouterr().err
+
+
+def test_status_table_after_a_run(deployment, feeds, slack, capsys):
+    from .support import atom
+
+    feeds.set_feed("/latest.atom", atom([("1", "Acme is broken", "acme broken")]))
+    assert invoke("run", "--config", str(deployment)) == 0
+    capsys.readouterr()
+    assert invoke("status", "--config", str(deployment)) == 0
+    out = capsys.readouterr().out
+    assert "forum" in out and "ok" in out and "support" in out
+
+
+def test_unknown_monitor_name_is_a_usage_error(deployment, capsys):
+    assert invoke("run", "--monitor", "nope", "--config", str(deployment)) == 2
+    assert "no monitor named 'nope'" in capsys.readouterr().err
+
+
+def test_demo_twice_delivers_nothing_twice(tmp_path, capsys):
+    assert invoke("demo", "--dir", str(tmp_path / "demo")) == 0
+    first = capsys.readouterr().out
+    import re
+
+    delivered = re.search(r"(\d+) alert\(s\) delivered from (\d+) connector", first)
+    assert delivered and int(delivered.group(1)) >= 5 and int(delivered.group(2)) >= 2, first
+    assert invoke("demo", "--dir", str(tmp_path / "demo")) == 0
+    second = capsys.readouterr().out
+    assert "No new alerts" in second
