@@ -17,6 +17,20 @@ if TYPE_CHECKING:
 CONNECTORS: dict[str, str] = {
     "rss": "earful.connectors.rss",
     "hackernews": "earful.connectors.hackernews",
+    "reddit": "earful.connectors.reddit",
+    "x": "earful.connectors.x",
+    "g2": "earful.connectors.g2",
+    "capterra": "earful.connectors.capterra",
+    "trustpilot": "earful.connectors.trustpilot",
+    "appstore": "earful.connectors.appstore",
+    "googleplay": "earful.connectors.googleplay",
+    "facebook": "earful.connectors.facebook",
+    "instagram": "earful.connectors.instagram",
+    "linkedin": "earful.connectors.linkedin",
+    "telegram": "earful.connectors.telegram",
+    "discord": "earful.connectors.discord",
+    "mastodon": "earful.connectors.mastodon",
+    "bluesky": "earful.connectors.bluesky",
 }
 GROUP = "earful.connectors"
 

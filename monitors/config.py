@@ -237,7 +237,11 @@ def _destinations(settings: Settings, doc: YamlDocument, problems: list[Problem]
         if kind not in kinds:
             problems.append(doc.problem(loc + ("type",), f"unknown destination type '{kind}' (known: {', '.join(sorted(kinds))})"))
             continue
-        cls = alerts.load(kind)
+        try:
+            cls = alerts.load(kind)
+        except ImportError as exc:
+            problems.append(doc.problem(loc + ("type",), f"destination type '{kind}' cannot be loaded: {exc}"))
+            continue
         options = _validate(cls.Options, dict(raw), doc, loc, problems)
         if options is not None:
             found[name] = DestinationConfig(name, kind, options)
@@ -317,7 +321,11 @@ def _monitors(settings: Settings, doc: YamlDocument, problems: list[Problem],
         if kind not in kinds:
             problems.append(doc.problem(loc + ("connector",), f"unknown connector '{kind}' (known: {', '.join(sorted(kinds))})"))
             continue
-        cls = connectors.load(kind)
+        try:
+            cls = connectors.load(kind)
+        except ImportError as exc:
+            problems.append(doc.problem(loc + ("connector",), f"connector '{kind}' cannot be loaded: {exc}"))
+            continue
         known = sorted(common_keys | set(cls.Options.model_fields))
         common_raw = {k: v for k, v in raw.items() if k in common_keys}
         option_raw = {k: v for k, v in raw.items() if k not in common_keys}

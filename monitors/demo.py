@@ -9,7 +9,9 @@ tick: nothing delivered twice.
 
 from __future__ import annotations
 
-import json
+import contextlib
+import importlib
+import io
 import os
 import time
 from importlib import resources
@@ -20,43 +22,43 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .fakes.feeds import ATOM, FeedServer
-from .fakes.hackernews import HackerNewsServer
+from .fakes.server import DemoSource
 from .fakes.slack import SlackServer
 
 DEMO_TOKEN = "xoxb-earful-demo-token"
 SLACK_CHANNEL = "C0DEMO0SUPP"
-FEEDS = {
-    "/alerts/feeds/00000000000000000001/7000000000000000001": "google_alerts_acme.atom",
-    "/r/CRM/.rss": "reddit_crm.atom",
-    "/feeds/tag/acme-crm": "stackoverflow_acme.atom",
-}
+# One line per sample source: a fake module exposing `demo_source(now) -> DemoSource`.
+DEMO_SOURCES = [
+    "earful.monitors.fakes.hackernews",
+    "earful.monitors.fakes.feeds",
+]
+RULE_PACK = "acme"
 
 
 def _data(name: str) -> str:
     return (resources.files("earful.monitors") / "demo_data" / name).read_text(encoding="utf-8")
 
 
-def _hackernews(now: float) -> HackerNewsServer:
-    server = HackerNewsServer()
-    sample = json.loads(_data("hackernews.json"))
-    for story in sample["stories"]:
-        fields = {k: v for k, v in story.items() if k not in ("id", "minutes_ago")}
-        server.add_story(story["id"], created_at_i=int(now - story["minutes_ago"] * 60), **fields)
-    for comment in sample["comments"]:
-        fields = {k: v for k, v in comment.items() if k not in ("id", "minutes_ago")}
-        server.add_comment(comment["id"], created_at_i=int(now - comment["minutes_ago"] * 60), **fields)
-    return server
+def demo_sources(now: float) -> list[DemoSource]:
+    return [importlib.import_module(name).demo_source(now) for name in DEMO_SOURCES]
 
 
-def write_config(directory: Path, urls: dict[str, str]) -> Path:
+def write_config(directory: Path, slack_url: str, sources: list[DemoSource]) -> Path:
     """The demo's cron.yaml (fresh ports each run) and its rule pack."""
+    from ruamel.yaml import YAML
+
+    monitors: dict[str, Any] = {}
+    for source in sources:
+        monitor = {k: v.replace("{url}", source.server.url) if isinstance(v, str) else v for k, v in source.monitor.items()}
+        monitors[source.name] = {**monitor, "rules": [RULE_PACK], "notify": ["support", "terminal"]}
+    buffer = io.StringIO()
+    yaml = YAML()
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.dump({"monitors": monitors}, buffer)
+    text = _data("cron.yaml").replace("{slack}", slack_url).replace("monitors:\n", buffer.getvalue())
     (directory / "rules").mkdir(parents=True, exist_ok=True)
-    text = _data("cron.yaml")
-    for name, url in urls.items():
-        text = text.replace("{" + name + "}", url)
     (directory / "cron.yaml").write_text(text, encoding="utf-8")
-    (directory / "rules" / "acme.yaml").write_text(_data("acme.yaml"), encoding="utf-8")
+    (directory / "rules" / f"{RULE_PACK}.yaml").write_text(_data(f"{RULE_PACK}.yaml"), encoding="utf-8")
     return directory / "cron.yaml"
 
 
@@ -67,23 +69,24 @@ def run_demo(directory: Path, out: Console) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     second_run = (directory / "state.db").exists()
     os.environ["EARFUL_DEMO_SLACK_TOKEN"] = DEMO_TOKEN
-    feeds = FeedServer()
-    for path, name in FEEDS.items():
-        feeds.set_feed(path, _data(name), ATOM)
+    sources = demo_sources(time.time())
+    for source in sources:
+        os.environ.update(source.env)
     slack = SlackServer(token=DEMO_TOKEN, channels={SLACK_CHANNEL: "support-alerts"})
-    hackernews = _hackernews(time.time())
-    with feeds, slack, hackernews:
-        config = load_config(write_config(directory, {"feeds": feeds.url, "hackernews": hackernews.url, "slack": slack.url}))
+    with contextlib.ExitStack() as running:
+        for server in [slack, *(s.server for s in sources)]:
+            running.enter_context(server)
+        config = load_config(write_config(directory, slack.url, sources))
         out.rule("[bold]earful demo[/bold]")
         out.print(f"sources and Slack are local servers; state: {escape(str(config.state_path))}"
                   + (" (existing: this is a repeat run)" if second_run else ""))
         report = run(config, force_all=True, progress=lambda o: _progress(out, o))
         delivered = report.delivery.total if report.delivery else 0
         _show_slack(out, slack)
-    sources = sorted({o.source for o in report.monitors if o.alerts})
+    connectors_with_alerts = sorted({o.source for o in report.monitors if o.alerts})
     out.rule()
     if delivered:
-        out.print(f"[bold]{delivered} alert(s) delivered[/bold] from {len(sources)} connector(s) ({', '.join(sources)}). "
+        out.print(f"[bold]{delivered} alert(s) delivered[/bold] from {len(connectors_with_alerts)} connector(s) ({', '.join(connectors_with_alerts)}). "
                   f"Run `earful demo --dir {escape(str(directory))}` again: nothing is delivered twice.")
     else:
         out.print("[bold]No new alerts[/bold]: everything in the sample data was already delivered "

@@ -5,8 +5,10 @@ post are reduced to comparable strings, so both go through `normalize`:
 
 * case is folded (`str.casefold`, so ``ß`` equals ``ss``);
 * accents are folded: NFKD, then every combining mark is dropped
-  (``Café`` -> ``cafe``, ``ﬁ`` -> ``fi``), plus a few Latin letters that
-  have no decomposition (``ø`` -> ``o``, ``æ`` -> ``ae``, ``ł`` -> ``l``);
+  (``Café`` -> ``cafe``, ``ﬁ`` -> ``fi``, ``Ａｃｍｅ`` -> ``acme``), plus a
+  few Latin letters that have no decomposition (``ø`` -> ``o``, ``æ`` ->
+  ``ae``, ``ł`` -> ``l``). This is lossy in scripts whose marks carry
+  meaning (``й`` reads ``и``), but queries and text lose the same marks;
 * every run of characters that are not letters or digits becomes one space.
   Text is therefore a sequence of words, and punctuation never matters:
   the phrase ``"acme crm"`` matches "Acme CRM", "acme  crm", "acme-crm",
@@ -25,8 +27,11 @@ post are reduced to comparable strings, so both go through `normalize`:
   character, so a brand name written in them is still found as a phrase
   inside a sentence.
 
-Most posts are ASCII; they take a fast path through `bytes.translate`, so
-the cost is a handful of C-level passes over the string.
+This runs on every mention, so it avoids per-character Python work: ASCII
+text (most posts) is one `bytes.translate` plus a split and join; other
+text first has each *distinct* non-ASCII character folded once, with
+`str.replace` (about 2-3 µs for a 300-character English post, 4 µs with a
+curly quote).
 """
 
 from __future__ import annotations

@@ -176,6 +176,8 @@ def test_all_cases_in_one_matcher_agree_with_one_rule_matchers() -> None:
         ("acme", "Acme", "", True),  # unfielded terms see the title too
         ("acme", "", "acme", True),
         ('"acme crm"', "acme", "crm", False),  # a phrase never spans title and text
+        ('"*cme crm*"', "acme", "crms", False),
+        ('"*cme crm*"', "", "acme crms", True),
         ("acme -title:acme", "", "acme", True),
         ("acme -title:acme", "acme", "acme", False),
         ("title:(down OR outage) acme", "Outage", "acme is down", True),
@@ -298,6 +300,10 @@ def test_rules_that_need_no_keyword_are_always_checked() -> None:
     assert [x.rule_id for x in matcher.match(mention("", source="g2", rating=1.0))] == ["r0", "r1"]
     assert [x.rule_id for x in matcher.match(mention("great", kind="review"))] == ["r1", "r2"]
     assert [x.rule_id for x in matcher.match(mention("acme", kind="review"))] == ["r2", "r3"]
+
+
+def test_no_rules_match_nothing() -> None:
+    assert Matcher.compile([]).match(mention("acme")) == []
 
 
 def test_only_filter_rules_build_no_automaton() -> None:

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 
-from .server import FakeServer, Request, Response
+from .server import DemoSource, FakeServer, Request, Response
 
 ATOM = "application/atom+xml; charset=utf-8"
 RSS = "application/rss+xml; charset=utf-8"
@@ -101,3 +101,23 @@ def _not_modified(request: Request, doc: _Document) -> bool:
         except (TypeError, ValueError):
             return False
     return False
+
+
+# -- earful demo ------------------------------------------------------------
+DEMO_FEEDS = {
+    "/alerts/feeds/00000000000000000001/7000000000000000001": ("https://www.google.com", "google_alerts_acme.atom"),
+    "/r/CRM/.rss": ("https://www.reddit.com", "reddit_crm.atom"),
+    "/feeds/tag/acme-crm": ("https://stackoverflow.com", "stackoverflow_acme.atom"),
+}
+
+
+def demo_source(now: float) -> DemoSource:
+    """Google Alerts, a subreddit's .rss and a Stack Overflow tag feed, as served by their hosts."""
+    from importlib import resources
+
+    server = FeedServer()
+    data = resources.files("earful.monitors") / "demo_data"
+    for path, (_, name) in DEMO_FEEDS.items():
+        server.set_feed(path, (data / name).read_text(encoding="utf-8"), ATOM)
+    urls = [host + path for path, (host, _) in DEMO_FEEDS.items()]
+    return DemoSource("feeds-acme", server, {"connector": "rss", "schedule": "*/15 * * * *", "urls": urls, "base_url": "{url}"})

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 from urllib.parse import urlencode
 
-from .server import FakeServer, Request, Response
+from .server import DemoSource, FakeServer, Request, Response
 
 REACHABLE = 1000  # Algolia's paginationLimitedTo
 _NUMERIC = re.compile(r"^\s*(\w+)\s*(<=|>=|!=|<|>|=)\s*(-?\d+(?:\.\d+)?)\s*$")
@@ -382,3 +382,18 @@ def _numeric_filters(spec: str) -> list[tuple[str, Callable[[float, float], bool
             raise ValueError(f"invalid numericFilters: {part!r}")
         filters.append((m.group(1), _OPS[m.group(2)], float(m.group(3))))
     return filters
+
+
+# -- earful demo ------------------------------------------------------------
+def demo_source(now: float) -> DemoSource:
+    """Stories and comments from `demo_data/hackernews.json`, dated relative to `now`."""
+    import json
+    from importlib import resources
+
+    server = HackerNewsServer()
+    sample = json.loads((resources.files("earful.monitors") / "demo_data" / "hackernews.json").read_text(encoding="utf-8"))
+    for kind, add in (("stories", server.add_story), ("comments", server.add_comment)):
+        for item in sample[kind]:
+            fields = {k: v for k, v in item.items() if k not in ("id", "minutes_ago")}
+            add(item["id"], created_at_i=int(now - item["minutes_ago"] * 60), **fields)
+    return DemoSource("hackernews-acme", server, {"connector": "hackernews", "schedule": "*/5 * * * *", "query": "acme", "base_url": "{url}"})

@@ -143,3 +143,20 @@ class FakeServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass
+class DemoSource:
+    """What one fake contributes to `earful demo`.
+
+    `server` is not started yet; `monitor` is the monitor's cron.yaml mapping
+    without `rules`/`notify` (the demo adds those), and may contain the
+    placeholder "{url}" anywhere, replaced by the started server's URL.
+    Each fake module that takes part in the demo exposes
+    `demo_source(now: float) -> DemoSource`.
+    """
+
+    name: str
+    server: FakeServer
+    monitor: dict[str, Any]
+    env: dict[str, str] = field(default_factory=dict)  # fake credentials the monitor's ${VARS} need
