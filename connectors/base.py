@@ -118,14 +118,79 @@ class ConnectorOptions(BaseModel):
     user_agent: str = Field(default="earful/0.1 (+https://github.com/earful/earful)")
 
 
+class RunResources:
+    """Expensive things shared by every monitor of one run (a browser).
+
+    `get(key, factory)` creates the resource on first use; the runner calls
+    `close_all()` once at the end of the run, whatever happened, so a
+    browser can never outlive the run that started it.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[str, Any] = {}
+        self._closers: list[Any] = []
+
+    def get(self, key: str, factory: Any, close: Any = None) -> Any:
+        if key not in self._items:
+            self._items[key] = factory()
+            self._closers.append(close or getattr(self._items[key], "close", None))
+        return self._items[key]
+
+    def close_all(self) -> None:
+        while self._closers:
+            closer = self._closers.pop()
+            if closer is not None:
+                try:
+                    closer()
+                except Exception:  # noqa: BLE001 - closing must never mask the run's outcome
+                    pass
+        self._items.clear()
+
+
+class RequestBudget:
+    """A monthly cap on requests to a paid API (X), kept in state.db.
+
+    The runner loads what this month used so far and saves `used` after the
+    run, whether the run succeeded or not, so failed runs count too. A
+    connector calls `spend()` before each request; when the budget is gone
+    it raises ConnectorError instead of overspending.
+    """
+
+    def __init__(self, monitor: str, period: str, limit: int | None, used: int = 0):
+        self.monitor = monitor
+        self.period = period
+        self.limit = limit
+        self.used = used
+        self.spent_this_run = 0
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None else max(0, self.limit - self.used)
+
+    def spend(self, requests: int = 1) -> None:
+        if self.limit is not None and self.used + requests > self.limit:
+            raise ConnectorError(
+                f"monthly request budget exhausted ({self.used}/{self.limit} used in {self.period}); "
+                "raise `monthly_budget` or wait for next month"
+            )
+        self.used += requests
+        self.spent_this_run += requests
+
+
 @dataclass(frozen=True)
 class ConnectorContext:
-    """What a connector may know about the monitor it runs for."""
+    """What a connector may know about the monitor it runs for.
+
+    `resources` is shared by all monitors of one run; `budget` is this
+    monitor's monthly request budget (None when the monitor sets none).
+    """
 
     monitor: str
     query: str | None = None
     brand_accounts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     now: datetime | None = None
+    resources: RunResources = field(default_factory=RunResources, compare=False)
+    budget: RequestBudget | None = field(default=None, compare=False)
 
     def brand_names(self, source: str) -> set[str]:
         """The brand's account names on `source`, compared case-insensitively."""

@@ -61,3 +61,9 @@ def m001_initial(db) -> None:
         {"config_path": str, "fingerprint": str, "next_wake": float, "files": str, "env_names": str},
         pk="config_path",
     )
+
+
+@migrations()
+def m002_request_budgets(db) -> None:
+    db["budgets"].create({"monitor": str, "period": str, "used": int, "limit_": int, "updated_at": str},
+                         pk=("monitor", "period"))

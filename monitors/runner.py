@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
 from earful import connectors
-from earful.connectors.base import ConnectorContext, ConnectorError, Mention
+from earful.connectors.base import ConnectorContext, ConnectorError, Mention, RequestBudget, RunResources
 from earful.rules.models import Match, RulePack
 
 from . import faults, idle
@@ -82,12 +82,25 @@ def classify(mention: Mention, monitor: MonitorConfig, config: Config) -> tuple[
     return mention, matches, destinations_for(matches, monitor, config)
 
 
+def budget_period(now: datetime) -> str:
+    return now.strftime("%Y-%m")
+
+
+def load_budget(store: Store | None, monitor: MonitorConfig, now: datetime) -> RequestBudget | None:
+    limit = getattr(monitor.options, "monthly_budget", None)
+    if limit is None:
+        return None
+    period = budget_period(now)
+    return RequestBudget(monitor.name, period, limit, store.budget_used(monitor.name, period) if store else 0)
+
+
 def run_monitor(config: Config, store: Store | None, monitor: MonitorConfig, now: datetime,
-                dry_run: bool = False) -> MonitorOutcome:
+                dry_run: bool = False, resources: RunResources | None = None) -> MonitorOutcome:
     outcome = MonitorOutcome(monitor.name, monitor.connector, ok=False)
     run_id = None if dry_run or store is None else store.start_run(monitor.name, now)
     connector = None
     defer_until = None
+    budget = load_budget(store, monitor, now)
     try:
         cls = connectors.load(monitor.connector)
         context = ConnectorContext(
@@ -95,6 +108,8 @@ def run_monitor(config: Config, store: Store | None, monitor: MonitorConfig, now
             query=monitor.common.query,
             brand_accounts=brand_accounts(config.monitor_packs(monitor)),
             now=now,
+            resources=resources or RunResources(),
+            budget=budget,
         )
         connector = cls(monitor.options, context)
         result = connector.fetch(store.cursor(monitor.name) if store else None)
@@ -123,6 +138,8 @@ def run_monitor(config: Config, store: Store | None, monitor: MonitorConfig, now
                 connector.close()
             except Exception:  # noqa: BLE001
                 log.debug("closing %s failed", monitor.name, exc_info=True)
+    if budget is not None and budget.spent_this_run and not dry_run and store is not None:
+        store.save_budget(monitor.name, budget.period, budget.used, budget.limit, now)
     if run_id is not None:
         store.finish_run(run_id, monitor.name, ok=outcome.ok, now=utcnow(), fetched=outcome.fetched,
                          new_items=outcome.new_items, alerts=outcome.alerts, requests=outcome.requests,
@@ -168,11 +185,15 @@ def run(config: Config, *, names: Sequence[str] | None = None, force_all: bool =
     if dry_run:
         store = Store(config.state_path) if config.state_path.exists() else None
         selected = [config.monitors[n] for n in names] if names else list(config.monitors.values())
-        for monitor in selected:
-            outcome = run_monitor(config, store, monitor, now, dry_run=True)
-            report.monitors.append(outcome)
-            if progress:
-                progress(outcome)
+        resources = RunResources()
+        try:
+            for monitor in selected:
+                outcome = run_monitor(config, store, monitor, now, dry_run=True, resources=resources)
+                report.monitors.append(outcome)
+                if progress:
+                    progress(outcome)
+        finally:
+            resources.close_all()
         return report
 
     config.state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,11 +210,15 @@ def run(config: Config, *, names: Sequence[str] | None = None, force_all: bool =
                 selected = [m for m in config.monitors.values() if m.common.enabled]
             else:
                 selected, report.not_due = due_monitors(config, store, now)
-            for monitor in selected:
-                outcome = run_monitor(config, store, monitor, now)
-                report.monitors.append(outcome)
-                if progress:
-                    progress(outcome)
+            resources = RunResources()
+            try:
+                for monitor in selected:
+                    outcome = run_monitor(config, store, monitor, now, resources=resources)
+                    report.monitors.append(outcome)
+                    if progress:
+                        progress(outcome)
+            finally:
+                resources.close_all()
             report.delivery = deliver(config, store, utcnow())
             idle.remember(config, store, next_wake(config, store, utcnow()))
         finally:

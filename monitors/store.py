@@ -213,6 +213,19 @@ class Store:
         self.db.conn.commit()
         return cursor.rowcount
 
+    # -- request budgets ----------------------------------------------
+    def budget_used(self, monitor: str, period: str) -> int:
+        row = self._one("select used from budgets where monitor = ? and period = ?", [monitor, period])
+        return row["used"] if row else 0
+
+    def save_budget(self, monitor: str, period: str, used: int, limit: int | None, now: datetime) -> None:
+        with self.db.atomic():
+            self.db["budgets"].upsert({"monitor": monitor, "period": period, "used": used, "limit_": limit,
+                                       "updated_at": iso(now)}, pk=("monitor", "period"))
+
+    def budgets(self, period: str) -> dict[str, dict[str, Any]]:
+        return {r["monitor"]: r for r in self._rows("select * from budgets where period = ?", [period])}
+
     # -- cursors --------------------------------------------------------
     def cursor(self, monitor: str) -> dict[str, Any] | None:
         row = self._one("select cursor from cursors where monitor = ?", [monitor])

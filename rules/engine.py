@@ -300,12 +300,13 @@ class Matcher:
         return [r.verdict(mention.key) for r in rules if packs is None or r.pack in packs]
 
     def dead_rules(self) -> list[RuleProblem]:
-        """Rules (enabled or not) whose query can never match any mention."""
+        """Rules (enabled or not) whose query can never match any mention;
+        each message is the reason alone ("acme is both required and excluded")."""
         problems = []
         for item in self._parsed:
             reason = never_matches(item.query)
             if reason:
-                problems.append(RuleProblem(item.pack, item.index, item.rule.id, f"never matches: {reason}"))
+                problems.append(RuleProblem(item.pack, item.index, item.rule.id, reason))
         return problems
 
 

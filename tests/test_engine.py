@@ -415,8 +415,8 @@ def test_dead_rules_lists_all_dead_rules() -> None:
         [pack("p", "acme", "acme -acme"), RulePack(name="q", rules=(Rule(id="z", query="type:post type:review", enabled=False),))]
     )
     assert matcher.dead_rules() == [
-        RuleProblem("p", 1, "r1", "never matches: acme is both required and excluded"),
-        RuleProblem("q", 0, "z", "never matches: a mention has one type, so type:post and type:review cannot both hold"),
+        RuleProblem("p", 1, "r1", "acme is both required and excluded"),
+        RuleProblem("q", 0, "z", "a mention has one type, so type:post and type:review cannot both hold"),
     ]
 
 
