@@ -118,6 +118,14 @@ def row_to_match(row: dict[str, Any]) -> Match:
     )
 
 
+_ITEM_COLUMNS = [*_MENTION_FIELDS, "raw", "key", "monitor", "canonical_url", "fingerprint", "cluster",
+                 "first_seen_at", "last_seen_at"]
+_INSERT_ITEM = f"insert into items ({', '.join(_ITEM_COLUMNS)}) values ({', '.join('?' for _ in _ITEM_COLUMNS)})"
+_MATCH_COLUMNS = ["item_key", "pack", "rule_id", "labels", "severity", "destinations", "reply_within_s", "escalate"]
+_UPSERT_MATCH = (f"insert or replace into matches ({', '.join(_MATCH_COLUMNS)}) "
+                 f"values ({', '.join('?' for _ in _MATCH_COLUMNS)})")
+
+
 class Store:
     """The state file. Open one per process; not shared across threads."""
 
@@ -240,9 +248,10 @@ class Store:
         means "store, don't alert" (no match, or written by the brand).
         """
         results: list[Recorded] = []
+        stamps = (iso(now), iso(now - URL_WINDOW), iso(now - TEXT_WINDOW))
         with self.db.atomic():
             for mention, matches, destinations in batch:
-                record = self._record(monitor, mention, matches, now)
+                record = self._record(monitor, mention, matches, stamps)
                 for destination in destinations:
                     if self._enqueue(record.cluster, destination, monitor, now):
                         record.alerts.append(destination)
@@ -254,45 +263,45 @@ class Store:
             )
         return results
 
-    def _record(self, monitor: str, mention: Mention, matches: Sequence[Match], now: datetime) -> Recorded:
+    def _record(self, monitor: str, mention: Mention, matches: Sequence[Match], stamps: tuple[str, str, str]) -> Recorded:
+        """Insert or recognise one mention; `stamps` = (now, url window start, text window start) as ISO text."""
+        now, url_since, text_since = stamps
         key = mention.key
-        existing = self._one("select key, cluster, text, title from items where key = ?", [key])
+        execute = self.db.conn.execute
+        existing = execute("select cluster, text, title from items where key = ?", (key,)).fetchone()
         if existing:
+            cluster, old_text, old_title = existing
             outcome = "duplicate"
-            if (existing["text"], existing["title"]) != (mention.text, mention.title):
+            if (old_text, old_title) != (mention.text, mention.title):
                 row = mention_to_row(mention)
-                row["last_seen_at"] = iso(now)
-                self.db["items"].update(key, {k: row[k] for k in ("title", "text", "brand_replied", "raw", "last_seen_at")})
+                execute("update items set title = ?, text = ?, brand_replied = ?, raw = ?, last_seen_at = ? where key = ?",
+                        (row["title"], row["text"], row["brand_replied"], row["raw"], now, key))
                 outcome = "updated"
             self._save_matches(matches)
-            return Recorded(key, outcome, existing["cluster"])
+            return Recorded(key, outcome, cluster)
 
         canonical = canonical_url(mention.link_url or mention.url)
         fingerprint = text_fingerprint(mention.title, mention.text)
         cluster = None
         if canonical:
-            hit = self._one(
-                "select cluster from items where canonical_url = ? and first_seen_at >= ? order by first_seen_at limit 1",
-                [canonical, iso(now - URL_WINDOW)],
-            )
-            cluster = hit["cluster"] if hit else None
+            hit = execute("select cluster from items where canonical_url = ? and first_seen_at >= ? "
+                          "order by first_seen_at limit 1", (canonical, url_since)).fetchone()
+            cluster = hit[0] if hit else None
         if cluster is None and fingerprint:
-            hit = self._one(
-                "select cluster from items where fingerprint = ? and first_seen_at >= ? order by first_seen_at limit 1",
-                [fingerprint, iso(now - TEXT_WINDOW)],
-            )
-            cluster = hit["cluster"] if hit else None
+            hit = execute("select cluster from items where fingerprint = ? and first_seen_at >= ? "
+                          "order by first_seen_at limit 1", (fingerprint, text_since)).fetchone()
+            cluster = hit[0] if hit else None
         outcome = "clustered" if cluster else "new"
         row = mention_to_row(mention)
         row.update(key=key, monitor=monitor, canonical_url=canonical, fingerprint=fingerprint,
-                   cluster=cluster or key, first_seen_at=iso(now), last_seen_at=iso(now))
-        self.db["items"].insert(row)
+                   cluster=cluster or key, first_seen_at=now, last_seen_at=now)
+        execute(_INSERT_ITEM, [row[name] for name in _ITEM_COLUMNS])
         self._save_matches(matches)
         return Recorded(key, outcome, cluster or key)
 
     def _save_matches(self, matches: Sequence[Match]) -> None:
         if matches:
-            self.db["matches"].upsert_all([match_to_row(m) for m in matches], pk=("item_key", "pack", "rule_id"))
+            self.db.conn.executemany(_UPSERT_MATCH, [[row[c] for c in _MATCH_COLUMNS] for row in map(match_to_row, matches)])
 
     def _enqueue(self, cluster: str, destination: str, monitor: str, now: datetime) -> bool:
         cursor = self.db.execute(
