@@ -38,6 +38,9 @@ class Alert:
     matches: tuple[Match, ...]
     created_at: datetime | None = None
     remote_id: str | None = None
+    kind: str = "alert"  # alert | escalation | health
+    note: str | None = None  # a line shown with the alert ("SLA breached: no reply after 2h")
+    thread: str | None = None  # remote id of an earlier message to answer under (Slack thread)
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -100,6 +103,13 @@ class Destination:
     def deliver(self, alert: Alert) -> str:  # pragma: no cover - interface
         """Send `alert`; return the remote id. Raise DeliveryError on failure."""
         raise NotImplementedError
+
+    def update(self, remote_id: str, alert: Alert, note: str) -> str | None:
+        """Edit an earlier delivery in place (Slack: chat.update) to add `note`,
+        e.g. "answered by @acme after 37 min". Returns None when this
+        destination cannot edit what it sent (the note is then lost for it,
+        which is why reply tracking also records it in state.db)."""
+        return None
 
     def find_delivered(self, alert: Alert, since: datetime) -> str | None:
         """The remote id of an earlier delivery of `alert.key`, if the

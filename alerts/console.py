@@ -63,6 +63,8 @@ def render(alert: Alert) -> Panel:
     if mention.url:
         lines.append(Text(fmt.clean(mention.url), style="cyan", overflow="fold"))
 
+    if alert.note:
+        lines.append(Text(alert.note, style="bold " + style))
     facts = Text(style="dim")
     facts.append(f"labels: {fmt.labels_label(alert.labels)} · rules: {', '.join(alert.rules) or 'none'} · monitor: {alert.monitor}")
     lines.append(facts)
@@ -87,10 +89,20 @@ class ConsoleDestination(Destination):
     options: ConsoleOptions
 
     def deliver(self, alert: Alert) -> str:
+        self._console().print(render(alert))
+        return f"console:{alert.key}"
+
+    def update(self, remote_id: str, alert: Alert, note: str) -> str:
+        """A terminal cannot edit what it printed: print the update as its own line."""
+        line = Text(f"↳ update to {alert.key}: ", style="dim")
+        line.append(fmt.clean(note), style="bold")
+        self._console().print(line)
+        return remote_id
+
+    def _console(self) -> Console:
         # Looked up at each call, not at construction: tests and the CLI may swap sys.stdout.
         stream = sys.stderr if self.options.stream == "stderr" else sys.stdout
-        Console(file=stream, width=self.options.width, highlight=False, emoji=False).print(render(alert))
-        return f"console:{alert.key}"
+        return Console(file=stream, width=self.options.width, highlight=False, emoji=False)
 
 
 DESTINATION = ConsoleDestination

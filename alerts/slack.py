@@ -372,18 +372,25 @@ class SlackDestination(Destination):
     def deliver(self, alert: Alert) -> str:
         """Post `alert`; return "CHANNEL_ID:ts" for a later chat.update."""
         ping = self._ping(alert)
+        channel_ref = self._channel_id or self.options.channel
+        thread: dict[str, str] = {}
+        if alert.thread:  # an escalation: answer under the original message
+            thread_channel, _, thread_ts = alert.thread.partition(":")
+            if thread_channel and thread_ts:
+                channel_ref, thread = thread_channel, {"thread_ts": thread_ts, "reply_broadcast": "true"}
         self._pace()
         try:
             response = self._call(
                 "chat_postMessage",
-                channel=self._channel_id or self.options.channel,
-                text=build_text(alert, ping=ping),
-                blocks=build_blocks(alert, ping=ping),
+                channel=channel_ref,
+                text=build_text(alert, ping=ping, note=alert.note),
+                blocks=build_blocks(alert, ping=ping, note=alert.note),
                 metadata=build_metadata(alert),
                 unfurl_links=False,
                 unfurl_media=False,
                 parse="none",
                 link_names=False,
+                **thread,
             )
         finally:
             self._mark_posted()
@@ -448,6 +455,8 @@ class SlackDestination(Destination):
         return f"slack destination {self.name!r} (channel {self.options.channel})"
 
     def _ping(self, alert: Alert) -> str | None:
+        if alert.kind == "escalation":
+            return self.options.mention
         return self.options.mention if alert.severity in self.options.mention_on else None
 
     def _web(self) -> WebClient:

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from datetime import timedelta, tzinfo
+from datetime import date, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from earful import alerts, connectors
 from earful.connectors.base import ConnectorOptions
-from earful.rules.models import RulePack, parse_duration
+from earful.rules.models import Names, RulePack, parse_duration
+
+if TYPE_CHECKING:
+    from .business_hours import BusinessHours
 
 from .yamlfile import ConfigError, Problem, YamlDocument, display_name, environment, expand_env, load_yaml
 
@@ -35,15 +38,13 @@ class MonitorCommon(BaseModel):
     connector: str
     schedule: str = DEFAULT_SCHEDULE
     query: str | None = None
-    rules: tuple[str, ...] = ()
-    notify: tuple[str, ...] = ()
+    rules: Names = ()
+    notify: Names = ()
     enabled: bool = True
     description: str = ""
+    reply_checks_per_run: int = Field(default=20, ge=0, le=1000,
+                                      description="At most this many reply re-checks per run (they cost API requests).")
 
-    @field_validator("rules", "notify", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
 
 
 class Settings(BaseModel):
@@ -58,15 +59,23 @@ class Settings(BaseModel):
     destinations: dict[str, dict[str, Any]] = Field(default_factory=dict)
     monitors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     defaults: "Defaults" = Field(default_factory=lambda: Defaults())
+    health: "Health" = Field(default_factory=lambda: Health())
 
 
 class Defaults(BaseModel):
-    """Values monitors and rules inherit unless they set their own."""
+    """Values monitors and rules inherit unless they set their own.
+
+    `reply_within` is the SLA for alerts labelled question or complaint
+    whose rule sets none; `business_hours` ("Mon-Fri 09:00-18:00", in the
+    configured timezone) and `holidays` make every SLA count business time.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    notify: tuple[str, ...] = ()
+    notify: Names = ()
     reply_within: timedelta | None = None
+    business_hours: str | None = None
+    holidays: tuple[date, ...] = ()
     retry_max_backoff: timedelta = timedelta(hours=1)
 
     @field_validator("reply_within", "retry_max_backoff", mode="before")
@@ -74,10 +83,32 @@ class Defaults(BaseModel):
     def _duration(cls, value: object) -> object:
         return None if value is None else parse_duration(value)
 
-    @field_validator("notify", mode="before")
+    @field_validator("business_hours")
     @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
+    def _hours(cls, value: str | None) -> str | None:
+        if value is not None:
+            from datetime import timezone
+
+            from .business_hours import BusinessHours
+
+            BusinessHours.parse(value, timezone.utc)
+        return value
+
+
+class Health(BaseModel):
+    """When a channel counts as unwatched (see monitors/health.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    failures: int = Field(default=3, ge=1, description="Consecutive failed runs before 'channel unwatched'.")
+    silence_floor: timedelta = Field(default=timedelta(hours=24), description="Never call a channel silent sooner.")
+    silence_factor: float = Field(default=3.0, gt=1, description="Silent when quiet for this many times its usual gap.")
+    notify: Names = ()
+
+    @field_validator("silence_floor", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value)
 
 
 Settings.model_rebuild()
@@ -122,6 +153,15 @@ class Config:
 
     def monitor_packs(self, monitor: MonitorConfig) -> tuple[RulePack, ...]:
         return tuple(self.packs[name] for name in monitor.common.rules)
+
+    def business_hours(self) -> "BusinessHours | None":
+        """The SLA clock from `defaults.business_hours`, or None for wall-clock SLAs."""
+        spec = self.settings.defaults.business_hours
+        if spec is None:
+            return None
+        from .business_hours import BusinessHours
+
+        return BusinessHours.parse(spec, self.timezone, frozenset(self.settings.defaults.holidays))
 
 
 def _describe(err: Mapping[str, Any], known: list[str] | None = None) -> str:
@@ -357,9 +397,10 @@ def _unknown_destination(dest: str, settings: Settings) -> str:
 
 
 def _check_defaults(settings: Settings, doc: YamlDocument, problems: list[Problem], destinations: Mapping[str, Any]) -> None:
-    for index, dest in enumerate(settings.defaults.notify):
-        if dest not in settings.destinations:
-            problems.append(doc.problem(("defaults", "notify", index), _unknown_destination(dest, settings)))
+    for section, names in (("defaults", settings.defaults.notify), ("health", settings.health.notify)):
+        for index, dest in enumerate(names):
+            if dest not in settings.destinations:
+                problems.append(doc.problem((section, "notify", index), _unknown_destination(dest, settings)))
 
 
 def _check_rule_destinations(packs: Mapping[str, RulePack], docs: Mapping[str, YamlDocument],

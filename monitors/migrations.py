@@ -67,3 +67,23 @@ def m001_initial(db) -> None:
 def m002_request_budgets(db) -> None:
     db["budgets"].create({"monitor": str, "period": str, "used": int, "limit_": int, "updated_at": str},
                          pk=("monitor", "period"))
+
+
+@migrations()
+def m003_reply_tracking_and_health(db) -> None:
+    db["queries"].create(
+        {
+            "cluster": str, "item_key": str, "monitor": str, "source": str, "posted_at": str, "seen_at": str,
+            "sla_s": int, "business_hours": int, "deadline": str, "status": str, "checks": int,
+            "last_checked_at": str, "next_check_at": str, "answered_at": str, "answered_by": str, "answer_url": str,
+            "escalated_at": str, "update_pending": int, "closed_at": str,
+        },
+        pk="cluster",
+    )
+    db["queries"].create_index(["status", "next_check_at"])
+    db["queries"].create_index(["item_key"])
+    db["outbox"].add_column("kind", str, not_null_default="alert")
+    db["outbox"].add_column("payload", str)
+    db["monitor_state"].add_column("health", str)
+    db["monitor_state"].add_column("health_since", str)
+    db["monitor_state"].add_column("health_incidents", int, not_null_default=0)

@@ -19,13 +19,14 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Callable
 
 from earful import alerts
 from earful.alerts.base import Alert, DeliveryError, Destination
 
 from . import faults
 from .config import Config
-from .store import OutboxRow, Store
+from .store import OutboxRow, Store, row_to_match, row_to_mention
 
 log = logging.getLogger("earful.outbox")
 
@@ -47,15 +48,31 @@ class DeliveryReport:
 
 
 def build_alert(store: Store, row: OutboxRow) -> Alert:
-    """Rebuild the alert from state.db, so it lists every mention clustered so far."""
+    """Rebuild the alert from state.db, so it lists every mention clustered so far.
+
+    Health notices carry their own (synthetic) mention in the row's payload;
+    escalations reuse the item's cluster and add a note, threaded under the
+    original message when the payload names it and it was delivered.
+    """
+    payload = row.payload or {}
+    if row.kind == "health":
+        mentions = tuple(row_to_mention(m) for m in payload["mentions"])
+        matches = tuple(row_to_match(m) for m in payload["matches"])
+    else:
+        mentions = tuple(store.cluster_mentions(row.cluster))
+        matches = tuple(store.cluster_matches(row.cluster))
+    thread_key = payload.get("thread_key")
     return Alert(
         key=row.key,
         cluster=row.cluster,
         destination=row.destination,
         monitor=row.monitor,
-        mentions=tuple(store.cluster_mentions(row.cluster)),
-        matches=tuple(store.cluster_matches(row.cluster)),
+        mentions=mentions,
+        matches=matches,
         created_at=row.created_at,
+        kind=row.kind,
+        note=payload.get("note"),
+        thread=store.delivered_remote_id(thread_key) if thread_key else None,
     )
 
 
@@ -66,28 +83,44 @@ def backoff(row: OutboxRow, error: DeliveryError, now: datetime, cap: timedelta)
     return now + min(delay, cap)
 
 
-def open_destination(config: Config, name: str) -> Destination:
-    spec = config.destinations[name]
-    return alerts.load(spec.type)(name, spec.options)
+class DestinationPool:
+    """Destinations opened on first use during one run and closed together at its end."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self._open: dict[str, Destination] = {}
+
+    def get(self, name: str) -> Destination | None:
+        if name not in self._open:
+            spec = self.config.destinations.get(name)
+            if spec is None:
+                return None
+            self._open[name] = alerts.load(spec.type)(name, spec.options)
+        return self._open[name]
+
+    def close_all(self) -> None:
+        for destination in self._open.values():
+            try:
+                destination.close()
+            except Exception:  # noqa: BLE001 - closing must not mask delivery results
+                log.debug("closing %s failed", destination.name, exc_info=True)
+        self._open.clear()
 
 
-def deliver(config: Config, store: Store, now: datetime, clock=None) -> DeliveryReport:
+def deliver(config: Config, store: Store, pool: DestinationPool, clock: Callable[[], datetime]) -> DeliveryReport:
     """Send every due outbox row of every configured destination."""
     report = DeliveryReport()
     rows_by_destination: dict[str, list[OutboxRow]] = defaultdict(list)
-    for row in store.due_outbox(now, destinations=config.destinations):
+    for row in store.due_outbox(clock(), destinations=config.destinations):
         rows_by_destination[row.destination].append(row)
     cap = config.settings.defaults.retry_max_backoff
     for name, rows in rows_by_destination.items():
         try:
-            destination = open_destination(config, name)
+            destination = pool.get(name)
         except Exception as exc:  # a broken optional dependency must not stop other destinations
             report.failed[name] = f"cannot start destination '{name}': {exc}"
             continue
-        try:
-            _deliver_rows(store, destination, rows, report, cap, clock or (lambda: now))
-        finally:
-            destination.close()
+        _deliver_rows(store, destination, rows, report, cap, clock)
     report.pending = store.pending_count()
     return report
 

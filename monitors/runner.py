@@ -14,13 +14,13 @@ from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
 from earful import connectors
-from earful.connectors.base import ConnectorContext, ConnectorError, Mention, RequestBudget, RunResources
+from earful.connectors.base import Connector, ConnectorContext, ConnectorError, Mention, RequestBudget, RunResources
 from earful.rules.models import Match, RulePack
 
-from . import faults, idle
+from . import faults, health, idle, replies
 from .config import Config, MonitorConfig
 from .lock import run_lock
-from .outbox import DeliveryReport, deliver
+from .outbox import DeliveryReport, DestinationPool, build_alert, deliver
 from .schedule import is_due, next_due
 from .store import Store, parse_iso, utcnow
 
@@ -38,6 +38,7 @@ class MonitorOutcome:
     requests: int = 0
     not_modified: bool = False
     error: str | None = None
+    notes: list[str] = field(default_factory=list)
     would_alert: list[tuple[Mention, list[Match], list[str]]] = field(default_factory=list)
 
 
@@ -47,6 +48,9 @@ class RunReport:
     monitors: list[MonitorOutcome] = field(default_factory=list)
     delivery: DeliveryReport | None = None
     not_due: list[str] = field(default_factory=list)
+    replies: replies.RecheckReport | None = None
+    health: list[health.HealthEvent] = field(default_factory=list)
+    update_errors: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -94,6 +98,20 @@ def load_budget(store: Store | None, monitor: MonitorConfig, now: datetime) -> R
     return RequestBudget(monitor.name, period, limit, store.budget_used(monitor.name, period) if store else 0)
 
 
+def make_connector(config: Config, monitor: MonitorConfig, now: datetime, resources: RunResources,
+                   budget: RequestBudget | None = None) -> Connector:
+    cls = connectors.load(monitor.connector)
+    context = ConnectorContext(
+        monitor=monitor.name,
+        query=monitor.common.query,
+        brand_accounts=brand_accounts(config.monitor_packs(monitor)),
+        now=now,
+        resources=resources,
+        budget=budget,
+    )
+    return cls(monitor.options, context)
+
+
 def run_monitor(config: Config, store: Store | None, monitor: MonitorConfig, now: datetime,
                 dry_run: bool = False, resources: RunResources | None = None) -> MonitorOutcome:
     outcome = MonitorOutcome(monitor.name, monitor.connector, ok=False)
@@ -102,25 +120,19 @@ def run_monitor(config: Config, store: Store | None, monitor: MonitorConfig, now
     defer_until = None
     budget = load_budget(store, monitor, now)
     try:
-        cls = connectors.load(monitor.connector)
-        context = ConnectorContext(
-            monitor=monitor.name,
-            query=monitor.common.query,
-            brand_accounts=brand_accounts(config.monitor_packs(monitor)),
-            now=now,
-            resources=resources or RunResources(),
-            budget=budget,
-        )
-        connector = cls(monitor.options, context)
+        connector = make_connector(config, monitor, now, resources or RunResources(), budget)
         result = connector.fetch(store.cursor(monitor.name) if store else None)
         faults.point("after_fetch")
         batch = [classify(m, monitor, config) for m in result.mentions]
         outcome.fetched, outcome.requests, outcome.not_modified = len(result.mentions), result.requests, result.not_modified
+        outcome.notes = list(result.notes)
         if dry_run:
             outcome.would_alert = [entry for entry in batch if entry[2]]
             outcome.alerts = len(outcome.would_alert)
         else:
-            records = store.ingest(monitor.name, batch, result.cursor, now)
+            matches_by_key = {mention.key: matches for mention, matches, _ in batch}
+            records = store.ingest(monitor.name, batch, result.cursor, now,
+                                   on_record=replies.tracker(store, config, monitor.name, matches_by_key, now))
             faults.point("after_store")
             outcome.new_items = sum(r.outcome == "new" for r in records)
             outcome.alerts = sum(len(r.alerts) for r in records)
@@ -171,30 +183,25 @@ def next_wake(config: Config, store: Store, now: datetime) -> datetime | None:
             state = states.get(monitor.name, {})
             times.append(next_due(monitor.schedule, parse_iso(state.get("last_start")), now, config.timezone,
                                   parse_iso(state.get("defer_until"))))
-    retry = store.next_outbox_attempt()
-    if retry is not None:
-        times.append(retry)
+    for moment in (store.next_outbox_attempt(), replies.next_check_time(store), replies.next_deadline(store)):
+        if moment is not None:
+            times.append(moment)
     return min(times) if times else None
 
 
 def run(config: Config, *, names: Sequence[str] | None = None, force_all: bool = False, dry_run: bool = False,
-        now: datetime | None = None, progress: Callable[[MonitorOutcome], None] | None = None) -> RunReport:
-    """Run what is due (or `names`, or everything with `force_all`)."""
-    now = now or utcnow()
+        now: datetime | None = None, clock: Callable[[], datetime] | None = None,
+        progress: Callable[[MonitorOutcome], None] | None = None) -> RunReport:
+    """Run what is due (or `names`, or everything with `force_all`), then
+    re-check open queries, check channel health, and deliver.
+
+    `clock` (or a fixed `now`) replaces the wall clock, for tests.
+    """
+    clock = clock or ((lambda: now) if now is not None else utcnow)
+    start = clock()
     report = RunReport()
     if dry_run:
-        store = Store(config.state_path) if config.state_path.exists() else None
-        selected = [config.monitors[n] for n in names] if names else list(config.monitors.values())
-        resources = RunResources()
-        try:
-            for monitor in selected:
-                outcome = run_monitor(config, store, monitor, now, dry_run=True, resources=resources)
-                report.monitors.append(outcome)
-                if progress:
-                    progress(outcome)
-        finally:
-            resources.close_all()
-        return report
+        return _dry_run(config, names, start, report, progress)
 
     config.state_path.parent.mkdir(parents=True, exist_ok=True)
     with run_lock(config.state_path) as acquired:
@@ -202,25 +209,69 @@ def run(config: Config, *, names: Sequence[str] | None = None, force_all: bool =
             report.locked_out = True
             return report
         store = Store(config.state_path)
+        resources = RunResources()
+        pool = DestinationPool(config)
         try:
-            store.mark_abandoned_runs(now)
+            store.mark_abandoned_runs(start)
             if names:
                 selected = [config.monitors[n] for n in names]
             elif force_all:
                 selected = [m for m in config.monitors.values() if m.common.enabled]
             else:
-                selected, report.not_due = due_monitors(config, store, now)
-            resources = RunResources()
-            try:
-                for monitor in selected:
-                    outcome = run_monitor(config, store, monitor, now, resources=resources)
-                    report.monitors.append(outcome)
-                    if progress:
-                        progress(outcome)
-            finally:
-                resources.close_all()
-            report.delivery = deliver(config, store, utcnow())
-            idle.remember(config, store, next_wake(config, store, utcnow()))
+                selected, report.not_due = due_monitors(config, store, start)
+            for monitor in selected:
+                outcome = run_monitor(config, store, monitor, clock(), resources=resources)
+                report.monitors.append(outcome)
+                if progress:
+                    progress(outcome)
+            report.replies = _follow_up(config, store, clock(), resources)
+            report.health = health.check(config, store, clock())
+            report.delivery = deliver(config, store, pool, clock)
+            report.update_errors = replies.apply_answer_updates(config, store, pool.get, build_alert)
+            idle.remember(config, store, next_wake(config, store, clock()))
         finally:
+            resources.close_all()
+            pool.close_all()
+            store.close()
+    return report
+
+
+def _follow_up(config: Config, store: Store, now: datetime, resources: RunResources) -> replies.RecheckReport:
+    """Re-check open queries (one connector per monitor, made on demand), then escalate breaches."""
+    made: dict[str, Connector | None] = {}
+
+    def connector_for(name: str) -> Connector | None:
+        if name not in made:
+            try:
+                made[name] = make_connector(config, config.monitors[name], now, resources)
+            except Exception:  # noqa: BLE001 - a monitor that cannot start just skips its checks
+                log.debug("cannot build connector for %s", name, exc_info=True)
+                made[name] = None
+        return made[name]
+
+    try:
+        report = replies.recheck(config, store, now, connector_for)
+        replies.escalate_breaches(config, store, now, report)
+        return report
+    finally:
+        for connector in made.values():
+            if connector is not None:
+                connector.close()
+
+
+def _dry_run(config: Config, names: Sequence[str] | None, now: datetime, report: RunReport,
+             progress: Callable[[MonitorOutcome], None] | None) -> RunReport:
+    store = Store(config.state_path) if config.state_path.exists() else None
+    selected = [config.monitors[n] for n in names] if names else list(config.monitors.values())
+    resources = RunResources()
+    try:
+        for monitor in selected:
+            outcome = run_monitor(config, store, monitor, now, dry_run=True, resources=resources)
+            report.monitors.append(outcome)
+            if progress:
+                progress(outcome)
+    finally:
+        resources.close_all()
+        if store is not None:
             store.close()
     return report

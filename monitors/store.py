@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from earful.connectors.base import Mention
 from earful.rules.models import Match
@@ -66,6 +66,8 @@ class OutboxRow:
     last_error: str | None
     remote_id: str | None
     created_at: datetime
+    kind: str = "alert"
+    payload: dict[str, Any] | None = None
 
 
 _MENTION_FIELDS = [f.name for f in fields(Mention) if f.name != "raw"]
@@ -241,11 +243,14 @@ class Store:
 
     # -- ingestion: the commit point -------------------------------------
     def ingest(self, monitor: str, batch: Iterable[tuple[Mention, Sequence[Match], Sequence[str]]],
-               cursor: dict[str, Any], now: datetime) -> list[Recorded]:
+               cursor: dict[str, Any], now: datetime,
+               on_record: Callable[[Mention, Recorded], None] | None = None) -> list[Recorded]:
         """Store mentions + matches, enqueue alerts, advance the cursor: atomically.
 
         `batch` yields (mention, matches, destinations); destinations empty
         means "store, don't alert" (no match, or written by the brand).
+        `on_record` runs inside the same transaction for each mention (reply
+        tracking opens its queries there, so they commit with the alerts).
         """
         results: list[Recorded] = []
         stamps = (iso(now), iso(now - URL_WINDOW), iso(now - TEXT_WINDOW))
@@ -253,8 +258,10 @@ class Store:
             for mention, matches, destinations in batch:
                 record = self._record(monitor, mention, matches, stamps)
                 for destination in destinations:
-                    if self._enqueue(record.cluster, destination, monitor, now):
+                    if self._enqueue(record.cluster, destination, monitor, stamps[0]):
                         record.alerts.append(destination)
+                if on_record is not None:
+                    on_record(mention, record)
                 results.append(record)
             self.db.execute(
                 "insert into cursors (monitor, cursor, updated_at) values (?, ?, ?) "
@@ -303,15 +310,33 @@ class Store:
         if matches:
             self.db.conn.executemany(_UPSERT_MATCH, [[row[c] for c in _MATCH_COLUMNS] for row in map(match_to_row, matches)])
 
-    def _enqueue(self, cluster: str, destination: str, monitor: str, now: datetime) -> bool:
+    def _enqueue(self, cluster: str, destination: str, monitor: str, now: datetime | str) -> bool:
+        return self.enqueue(f"{cluster}#{destination}", cluster, destination, monitor, now)
+
+    def enqueue(self, key: str, cluster: str, destination: str, monitor: str, now: datetime | str,
+                kind: str = "alert", payload: dict[str, Any] | None = None) -> bool:
+        """Add an outbox row unless one with `key` exists (the idempotency key)."""
+        stamp = now if isinstance(now, str) else iso(now)
         cursor = self.db.execute(
-            "insert or ignore into outbox (key, cluster, destination, monitor, status, attempts, next_attempt_at, created_at) "
-            "values (?, ?, ?, ?, 'pending', 0, ?, ?)",
-            [f"{cluster}#{destination}", cluster, destination, monitor, iso(now), iso(now)],
+            "insert or ignore into outbox (key, cluster, destination, monitor, status, attempts, next_attempt_at, created_at, "
+            "kind, payload) values (?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?)",
+            [key, cluster, destination, monitor, stamp, stamp, kind, None if payload is None else json.dumps(payload, default=str)],
         )
         return cursor.rowcount == 1
 
+    def delivered_remote_id(self, key: str) -> str | None:
+        row = self._one("select remote_id from outbox where key = ? and status = 'delivered'", [key])
+        return row["remote_id"] if row else None
+
+    def delivered_rows(self, cluster: str, kind: str = "alert") -> list["OutboxRow"]:
+        rows = self._rows("select * from outbox where cluster = ? and kind = ? and status = 'delivered' order by id", [cluster, kind])
+        return [self._outbox(r) for r in rows]
+
     # -- items -----------------------------------------------------------
+    def item(self, key: str) -> Mention | None:
+        row = self._one("select * from items where key = ?", [key])
+        return row_to_mention(row) if row else None
+
     def cluster_mentions(self, cluster: str) -> list[Mention]:
         rows = self._rows("select * from items where cluster = ? order by first_seen_at, rowid", [cluster])
         return [row_to_mention(r) for r in rows]
@@ -336,7 +361,8 @@ class Store:
             id=row["id"], key=row["key"], cluster=row["cluster"], destination=row["destination"], monitor=row["monitor"],
             status=row["status"], attempts=row["attempts"], next_attempt_at=parse_iso(row["next_attempt_at"]),
             last_attempt_at=parse_iso(row["last_attempt_at"]), last_error=row["last_error"], remote_id=row["remote_id"],
-            created_at=parse_iso(row["created_at"]),
+            created_at=parse_iso(row["created_at"]), kind=row.get("kind") or "alert",
+            payload=json.loads(row["payload"]) if row.get("payload") else None,
         )
 
     def due_outbox(self, now: datetime, destinations: Iterable[str] | None = None) -> list[OutboxRow]:

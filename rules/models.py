@@ -11,11 +11,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 Severity = Literal["low", "medium", "high", "critical"]
+
+
+def _one_or_many(value: object) -> object:
+    """YAML admins write `notify: support` as often as `notify: [support]`."""
+    return [value] if isinstance(value, str) else value
+
+
+Names = Annotated[tuple[str, ...], BeforeValidator(_one_or_many)]
 SEVERITY_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*w)?\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*(?:(\d+)\s*s)?\s*$", re.I)
@@ -75,11 +83,11 @@ class Rule(BaseModel):
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     query: str = Field(min_length=1)
-    labels: tuple[str, ...] = ()
+    labels: Names = ()
     severity: Severity = "medium"
     reply_within: timedelta | None = None
-    notify: tuple[str, ...] | None = None
-    escalate: tuple[str, ...] | None = None
+    notify: Names | None = None
+    escalate: Names | None = None
     enabled: bool = True
     description: str = ""
 
@@ -88,10 +96,6 @@ class Rule(BaseModel):
     def _duration(cls, value: object) -> object:
         return None if value is None else parse_duration(value)
 
-    @field_validator("labels", "notify", "escalate", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
 
 
 class RulePack(BaseModel):

@@ -1,0 +1,291 @@
+"""Unanswered means unanswered: reply tracking, SLAs and escalation.
+
+Every alerted item whose rule sets `reply_within` (or that is labelled
+question/complaint while `defaults.reply_within` is set) becomes an open
+query in state.db, opened in the same transaction as its alert. Later ticks
+ask the source's connector `replies(mention)` on a back-off schedule
+(5 min, 15 min, 1 h, 4 h, 12 h, then daily), never more than one check per
+query per step and never past each monitor's per-run check budget, with a
+check placed exactly at the deadline. Outcomes:
+
+* answered: the query closes, and every delivered message of the item is
+  edited in place ("answered by @acme after 37 min"), once, crash-safely
+  (the `update_pending` flag is cleared only after the edits succeed);
+* deadline passed unanswered: one escalation (outbox kind `escalation`) to
+  the rule's `escalate` destinations, or, without those, into the original
+  message's thread; a later answer still edits the messages;
+* the connector cannot see replies (`answered=None`): the query becomes
+  `unknown` and is never reported as answered;
+* no answer long after the deadline: the query closes as `unanswered`.
+
+A brand reply that arrives as a mention itself (an HN comment by the
+brand's account below a tracked one) answers the query at ingest, free.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from earful.alerts.base import DeliveryError
+from earful.connectors.base import Connector, Mention, ReplyStatus
+from earful.rules.models import Match, format_duration
+
+from .config import Config
+from .store import Recorded, Store, iso, parse_iso
+
+log = logging.getLogger("earful.replies")
+
+BACKOFF = [timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4), timedelta(hours=12), timedelta(days=1)]
+TRACKED_LABELS = frozenset({"question", "complaint"})
+GIVE_UP_AFTER = timedelta(days=7)  # beyond the deadline: then the query closes as unanswered
+OPEN_STATES = ("open",)
+
+
+@dataclass(frozen=True)
+class Query:
+    cluster: str
+    item_key: str
+    monitor: str
+    source: str
+    posted_at: datetime
+    deadline: datetime
+    sla: timedelta
+    status: str
+    checks: int
+    next_check_at: datetime | None
+    answered_at: datetime | None
+    answered_by: str | None
+    answer_url: str | None
+    escalated_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Query":
+        return cls(
+            cluster=row["cluster"], item_key=row["item_key"], monitor=row["monitor"], source=row["source"],
+            posted_at=parse_iso(row["posted_at"]), deadline=parse_iso(row["deadline"]), sla=timedelta(seconds=row["sla_s"]),
+            status=row["status"], checks=row["checks"] or 0, next_check_at=parse_iso(row["next_check_at"]),
+            answered_at=parse_iso(row["answered_at"]), answered_by=row["answered_by"], answer_url=row["answer_url"],
+            escalated_at=parse_iso(row["escalated_at"]),
+        )
+
+
+def sla_for(matches: list[Match], config: Config) -> timedelta | None:
+    """The tightest SLA among the matches, or the default one for questions and complaints."""
+    slas = [m.reply_within for m in matches if m.reply_within]
+    if not slas and config.settings.defaults.reply_within and any(l in TRACKED_LABELS for m in matches for l in m.labels):
+        slas = [config.settings.defaults.reply_within]
+    return min(slas) if slas else None
+
+
+def deadline_for(start: datetime, sla: timedelta, config: Config) -> datetime:
+    hours = config.business_hours()
+    return hours.add(start, sla) if hours else start + sla
+
+
+def next_check(checks: int, now: datetime, deadline: datetime) -> datetime | None:
+    """When to look again after `checks` looks; None when it is time to give up."""
+    if now >= deadline + GIVE_UP_AFTER:
+        return None
+    step = BACKOFF[min(checks, len(BACKOFF) - 1)]
+    moment = now + step
+    if now < deadline < moment:
+        moment = deadline  # one look exactly at the deadline decides "breached"
+    return min(moment, deadline + GIVE_UP_AFTER)
+
+
+def tracker(store: Store, config: Config, monitor: str, matches_by_key: dict[str, list[Match]], now: datetime
+            ) -> Callable[[Mention, Recorded], None]:
+    """The `on_record` hook for Store.ingest: opens queries, and lets brand replies answer them."""
+
+    def on_record(mention: Mention, record: Recorded) -> None:
+        if mention.author_is_brand:
+            _answer_by_brand_mention(store, mention, now)
+            return
+        matches = matches_by_key.get(mention.key) or []
+        if not record.alerts or not matches:
+            return
+        sla = sla_for(matches, config)
+        if sla is None:
+            return
+        posted = min(mention.created_at or now, now)
+        deadline = deadline_for(posted, sla, config)
+        status, answered_at = "open", None
+        if mention.brand_replied:
+            status = "answered"
+            answered_at = parse_iso(str(mention.raw.get("reply_at"))) if mention.raw.get("reply_at") else None
+        store.db.execute(
+            "insert or ignore into queries (cluster, item_key, monitor, source, posted_at, seen_at, sla_s, business_hours, "
+            "deadline, status, checks, next_check_at, answered_at, answered_by, update_pending) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 0)",
+            [record.cluster, mention.key, monitor, mention.source, iso(posted), iso(now), int(sla.total_seconds()),
+             int(config.business_hours() is not None), iso(deadline), status,
+             iso(next_check(0, now, deadline)) if status == "open" else None, iso(answered_at),
+             "the brand (shown on the page)" if status == "answered" else None],
+        )
+
+    return on_record
+
+
+def _answer_by_brand_mention(store: Store, mention: Mention, now: datetime) -> None:
+    if not mention.parent_id:
+        return
+    parent_key = f"{mention.source}:{mention.parent_id}"
+    when = mention.created_at or now
+    store.db.execute(
+        "update queries set status = 'answered', answered_at = ?, answered_by = ?, answer_url = ?, update_pending = 1, "
+        "closed_at = ?, next_check_at = null where item_key = ? and status = 'open'",
+        [iso(when), mention.author, mention.url, iso(now), parent_key],
+    )
+
+
+# -- re-checking -------------------------------------------------------------
+
+@dataclass
+class RecheckReport:
+    checked: int = 0
+    answered: int = 0
+    unknown: int = 0
+    escalated: int = 0
+    gave_up: int = 0
+    errors: list[str] | None = None
+
+
+def due_queries(store: Store, now: datetime) -> list[Query]:
+    rows = store._rows("select * from queries where status = 'open' and next_check_at <= ? order by next_check_at", [iso(now)])
+    return [Query.from_row(r) for r in rows]
+
+
+def recheck(config: Config, store: Store, now: datetime, connector_for: Callable[[str], Connector | None],
+            report: RecheckReport | None = None) -> RecheckReport:
+    """Ask sources about due open queries, within each monitor's per-run budget."""
+    report = report or RecheckReport(errors=[])
+    budget: dict[str, int] = {}
+    for query in due_queries(store, now):
+        monitor = config.monitors.get(query.monitor)
+        if monitor is None:
+            continue
+        left = budget.setdefault(query.monitor, monitor.common.reply_checks_per_run)
+        if left <= 0:
+            continue
+        connector = connector_for(query.monitor)
+        mention = store.item(query.item_key)
+        if connector is None or mention is None:
+            continue
+        budget[query.monitor] = left - 1
+        try:
+            status = connector.replies(mention)
+        except Exception as exc:  # noqa: BLE001 - a failed check is retried on the next step, never "answered"
+            report.errors.append(f"monitor '{query.monitor}': reply check of {query.item_key} failed: {exc}")
+            status = ReplyStatus(answered=False)
+            log.debug("reply check failed", exc_info=True)
+        report.checked += 1
+        _apply(store, query, status, now, report)
+    return report
+
+
+def _apply(store: Store, query: Query, status: ReplyStatus, now: datetime, report: RecheckReport) -> None:
+    with store.db.atomic():
+        if status.answered is True:
+            store.db.execute(
+                "update queries set status = 'answered', answered_at = ?, answered_by = ?, answer_url = ?, update_pending = 1, "
+                "closed_at = ?, checks = checks + 1, last_checked_at = ?, next_check_at = null where cluster = ?",
+                [iso(status.answered_at or now), status.answered_by, status.url, iso(now), iso(now), query.cluster],
+            )
+            report.answered += 1
+        elif status.answered is None:
+            store.db.execute(
+                "update queries set status = 'unknown', closed_at = ?, checks = checks + 1, last_checked_at = ?, "
+                "next_check_at = null where cluster = ?",
+                [iso(now), iso(now), query.cluster],
+            )
+            report.unknown += 1
+        else:
+            moment = next_check(query.checks + 1, now, query.deadline)
+            if moment is None:
+                store.db.execute(
+                    "update queries set status = 'unanswered', closed_at = ?, checks = checks + 1, last_checked_at = ?, "
+                    "next_check_at = null where cluster = ?", [iso(now), iso(now), query.cluster])
+                report.gave_up += 1
+            else:
+                store.db.execute(
+                    "update queries set checks = checks + 1, last_checked_at = ?, next_check_at = ? where cluster = ?",
+                    [iso(now), iso(moment), query.cluster])
+
+
+# -- breaches and answers -------------------------------------------------------
+
+def escalate_breaches(config: Config, store: Store, now: datetime, report: RecheckReport) -> None:
+    """One escalation per breached open query, queued in the outbox."""
+    rows = store._rows("select * from queries where status = 'open' and deadline <= ? and escalated_at is null", [iso(now)])
+    for query in map(Query.from_row, rows):
+        matches = store.cluster_matches(query.cluster)
+        targets: dict[str, None] = {}
+        for match in matches:
+            targets.update(dict.fromkeys(match.escalate or ()))
+        thread_keys: dict[str, str | None] = {}
+        if not targets:  # no escalate: answer under the original messages
+            for row in store._rows("select destination, key from outbox where cluster = ? and kind = 'alert'", [query.cluster]):
+                targets[row["destination"]] = None
+                thread_keys[row["destination"]] = row["key"]
+        waited = format_duration(query.sla)
+        note = (f"SLA breached: no reply from the brand within {waited}"
+                f"{' (business hours)' if config.business_hours() else ''}; deadline was {query.deadline:%Y-%m-%d %H:%M} UTC")
+        with store.db.atomic():
+            for destination in targets:
+                if destination not in config.destinations:
+                    continue
+                payload = {"note": note, "thread_key": thread_keys.get(destination)}
+                store.enqueue(f"{query.cluster}#escalation#{destination}", query.cluster, destination, query.monitor, now,
+                              kind="escalation", payload=payload)
+            store.db.execute("update queries set escalated_at = ? where cluster = ?", [iso(now), query.cluster])
+        report.escalated += 1
+
+
+def answer_note(query: Query, config: Config) -> str:
+    by = query.answered_by or "the brand"
+    if query.answered_at is None:
+        return f"answered by {by}"
+    hours = config.business_hours()
+    took = hours.elapsed(query.posted_at, query.answered_at) if hours else query.answered_at - query.posted_at
+    note = f"answered by {by} after {format_duration(max(took, timedelta(0)))}"
+    if query.answered_at > query.deadline:
+        note += f" (SLA {format_duration(query.sla)} breached)"
+    return note
+
+
+def apply_answer_updates(config: Config, store: Store, destination_for: Callable[[str], Any], build_alert: Callable) -> list[str]:
+    """Edit every delivered message of each newly answered item; errors are returned, rows stay pending."""
+    errors: list[str] = []
+    for row in store._rows("select * from queries where update_pending = 1"):
+        query = Query.from_row(row)
+        note = answer_note(query, config)
+        done = True
+        for outbox_row in store.delivered_rows(query.cluster):
+            destination = destination_for(outbox_row.destination)
+            if destination is None or not outbox_row.remote_id:
+                continue
+            try:
+                destination.update(outbox_row.remote_id, build_alert(store, outbox_row), note)
+            except DeliveryError as exc:
+                errors.append(str(exc))
+                done = False
+        pending_alerts = store._one("select count(*) n from outbox where cluster = ? and kind = 'alert' and status != 'delivered'",
+                                    [query.cluster])["n"]
+        if done and not pending_alerts:
+            with store.db.atomic():
+                store.db.execute("update queries set update_pending = 0 where cluster = ?", [query.cluster])
+    return errors
+
+
+def next_check_time(store: Store) -> datetime | None:
+    row = store._one("select min(next_check_at) t from queries where status = 'open'")
+    return parse_iso(row["t"]) if row and row["t"] else None
+
+
+def next_deadline(store: Store) -> datetime | None:
+    """The earliest deadline still waiting for its escalation."""
+    row = store._one("select min(deadline) t from queries where status = 'open' and escalated_at is null")
+    return parse_iso(row["t"]) if row and row["t"] else None
