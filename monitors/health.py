@@ -51,12 +51,13 @@ def problem(config: Config, store: Store, monitor: MonitorConfig, now: datetime)
     if last_new is None or state.get("last_status") != "ok":
         return None  # never found anything yet: nothing to compare with
     usual = usual_gap(store, monitor.name, now)
-    threshold = max(config.settings.health.silence_floor, usual * config.settings.health.silence_factor if usual else timedelta(0))
+    if usual is None:
+        return None  # a quiet channel without a rhythm yet is not evidence of a broken one
+    threshold = max(config.settings.health.silence_floor, usual * config.settings.health.silence_factor)
     quiet = now - last_new
     if quiet > threshold:
-        basis = f"usually something new every {format_duration(usual)} or less" if usual else "no history to learn from yet"
-        return (f"runs succeed but have found nothing new for {format_duration(quiet)} ({basis}); "
-                "a changed page layout, a broken query or a revoked permission looks like this")
+        return (f"runs succeed but have found nothing new for {format_duration(quiet)} (usually something new every "
+                f"{format_duration(usual)} or less); a changed page layout, a broken query or a revoked permission looks like this")
     return None
 
 

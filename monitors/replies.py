@@ -51,6 +51,7 @@ class Query:
     monitor: str
     source: str
     posted_at: datetime
+    seen_at: datetime
     deadline: datetime
     sla: timedelta
     status: str
@@ -65,7 +66,7 @@ class Query:
     def from_row(cls, row: dict[str, Any]) -> "Query":
         return cls(
             cluster=row["cluster"], item_key=row["item_key"], monitor=row["monitor"], source=row["source"],
-            posted_at=parse_iso(row["posted_at"]), deadline=parse_iso(row["deadline"]), sla=timedelta(seconds=row["sla_s"]),
+            posted_at=parse_iso(row["posted_at"]), seen_at=parse_iso(row["seen_at"]), deadline=parse_iso(row["deadline"]), sla=timedelta(seconds=row["sla_s"]),
             status=row["status"], checks=row["checks"] or 0, next_check_at=parse_iso(row["next_check_at"]),
             answered_at=parse_iso(row["answered_at"]), answered_by=row["answered_by"], answer_url=row["answer_url"],
             escalated_at=parse_iso(row["escalated_at"]),
@@ -85,15 +86,27 @@ def deadline_for(start: datetime, sla: timedelta, config: Config) -> datetime:
     return hours.add(start, sla) if hours else start + sla
 
 
-def next_check(checks: int, now: datetime, deadline: datetime) -> datetime | None:
-    """When to look again after `checks` looks; None when it is time to give up."""
-    if now >= deadline + GIVE_UP_AFTER:
+def next_check(seen_at: datetime, now: datetime, deadline: datetime) -> datetime | None:
+    """When to look again; None when it is time to give up.
+
+    Checks sit on fixed steps after earful first saw the item (5 min,
+    20 min, 1 h 20 min, 5 h 20 min, 17 h 20 min, then daily) plus one
+    exactly at the deadline, so however often cron ticks, a query costs at
+    most one request per step.
+    """
+    give_up = deadline + GIVE_UP_AFTER
+    if now >= give_up:
         return None
-    step = BACKOFF[min(checks, len(BACKOFF) - 1)]
-    moment = now + step
+    moment = seen_at
+    for step in BACKOFF:
+        moment += step
+        if moment > now:
+            break
+    while moment <= now:
+        moment += BACKOFF[-1]
     if now < deadline < moment:
-        moment = deadline  # one look exactly at the deadline decides "breached"
-    return min(moment, deadline + GIVE_UP_AFTER)
+        moment = deadline
+    return min(moment, give_up)
 
 
 def tracker(store: Store, config: Config, monitor: str, matches_by_key: dict[str, list[Match]], now: datetime
@@ -122,7 +135,7 @@ def tracker(store: Store, config: Config, monitor: str, matches_by_key: dict[str
             "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 0)",
             [record.cluster, mention.key, monitor, mention.source, iso(posted), iso(now), int(sla.total_seconds()),
              int(config.business_hours() is not None), iso(deadline), status,
-             iso(next_check(0, now, deadline)) if status == "open" else None, iso(answered_at),
+             iso(next_check(now, now, deadline)) if status == "open" else None, iso(answered_at),
              "the brand (shown on the page)" if status == "answered" else None],
         )
 
@@ -203,7 +216,7 @@ def _apply(store: Store, query: Query, status: ReplyStatus, now: datetime, repor
             )
             report.unknown += 1
         else:
-            moment = next_check(query.checks + 1, now, query.deadline)
+            moment = next_check(query.seen_at, now, query.deadline)
             if moment is None:
                 store.db.execute(
                     "update queries set status = 'unanswered', closed_at = ?, checks = checks + 1, last_checked_at = ?, "

@@ -113,7 +113,8 @@ def make_connector(config: Config, monitor: MonitorConfig, now: datetime, resour
 
 
 def run_monitor(config: Config, store: Store | None, monitor: MonitorConfig, now: datetime,
-                dry_run: bool = False, resources: RunResources | None = None) -> MonitorOutcome:
+                dry_run: bool = False, resources: RunResources | None = None,
+                clock: Callable[[], datetime] = utcnow) -> MonitorOutcome:
     outcome = MonitorOutcome(monitor.name, monitor.connector, ok=False)
     run_id = None if dry_run or store is None else store.start_run(monitor.name, now)
     connector = None
@@ -153,7 +154,7 @@ def run_monitor(config: Config, store: Store | None, monitor: MonitorConfig, now
     if budget is not None and budget.spent_this_run and not dry_run and store is not None:
         store.save_budget(monitor.name, budget.period, budget.used, budget.limit, now)
     if run_id is not None:
-        store.finish_run(run_id, monitor.name, ok=outcome.ok, now=utcnow(), fetched=outcome.fetched,
+        store.finish_run(run_id, monitor.name, ok=outcome.ok, now=clock(), fetched=outcome.fetched,
                          new_items=outcome.new_items, alerts=outcome.alerts, requests=outcome.requests,
                          error=outcome.error, defer_until=defer_until, not_modified=outcome.not_modified)
     return outcome
@@ -220,7 +221,7 @@ def run(config: Config, *, names: Sequence[str] | None = None, force_all: bool =
             else:
                 selected, report.not_due = due_monitors(config, store, start)
             for monitor in selected:
-                outcome = run_monitor(config, store, monitor, clock(), resources=resources)
+                outcome = run_monitor(config, store, monitor, clock(), resources=resources, clock=clock)
                 report.monitors.append(outcome)
                 if progress:
                     progress(outcome)

@@ -354,6 +354,17 @@ class SlackServer(FakeServer):
         if error:
             return self._error(error)
         message = self._bot_message(self._next_ts(), str(params.get("text") or ""), blocks or [], metadata)
+        thread_ts = params.get("thread_ts")
+        if thread_ts:
+            parent = next((m for m in self._history[channel["id"]] if m["ts"] == thread_ts), None)
+            if parent is None:
+                return self._error("thread_not_found")
+            message["thread_ts"] = thread_ts
+            if _truthy(params.get("reply_broadcast")):
+                message["subtype"] = "thread_broadcast"
+            parent.setdefault("thread_ts", thread_ts)
+            parent["reply_count"] = parent.get("reply_count", 0) + 1
+            parent["latest_reply"] = message["ts"]
         self._history[channel["id"]].append(message)
         return self._ok(channel=channel["id"], ts=message["ts"], message=copy.deepcopy(message))
 
