@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -165,6 +165,51 @@ def status(config: Optional[Path] = ConfigOption,
                        escape((errors.get(name) or "")[:120]))
     out.print(outbox)
     store.close()
+
+
+@app.command()
+def report(config: Optional[Path] = ConfigOption,
+           since: str = typer.Option("7d", help="Window: queries first seen within it, e.g. 24h, 7d, 30d."),
+           as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Per channel: first-response time (median, p90), answered within SLA %, breaches, still open."""
+    import json
+
+    from earful.rules.models import format_duration, parse_duration
+
+    from .report import kpis
+    from .store import Store
+
+    cfg = _load(config)
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from None
+    now = datetime.now(timezone.utc)
+    rows = []
+    if cfg.state_path.exists():
+        store = Store(cfg.state_path)
+        rows = kpis(cfg, store, now - window, now)
+        store.close()
+    if as_json:
+        out.print_json(json.dumps({"since": since, "channels": [r.as_dict() for r in rows]}))
+        return
+    table = Table(title=f"reply KPIs, queries first seen in the last {since}"
+                  + (" (business hours)" if cfg.business_hours() else ""))
+    for column in ("channel", "queries", "answered", "first response (median)", "p90", "within SLA", "breaches", "still open", "unknown"):
+        table.add_column(column, justify="left" if column == "channel" else "right")
+
+    def duration(seconds: float | None) -> str:
+        return "—" if seconds is None else format_duration(timedelta(seconds=round(seconds)))
+
+    for row in rows:
+        pct = row.within_sla_pct
+        table.add_row(escape(row.channel), str(row.queries), str(row.answered), duration(row.median_first_response_s),
+                      duration(row.p90_first_response_s), "—" if pct is None else f"{pct:.0f}%", str(row.breaches),
+                      str(row.still_open), str(row.unknown))
+    if not rows:
+        table.caption = "no tracked queries in this window (rules need reply_within, or defaults.reply_within)"
+    out.print(table)
 
 
 def _ago(moment: datetime | None, now: datetime) -> str:

@@ -299,3 +299,37 @@ def test_config_rejects_bad_business_hours(setup, tmp_path):
     with pytest.raises(ConfigError) as info:
         setup(extra="defaults:\n  business_hours: weekdays\n")
     assert any("business" in p.message or "business_hours" in p.message for p in info.value.problems)
+
+
+def test_report_kpis_per_channel(setup, slack, capsys):
+    import json
+
+    from earful.monitors.cli import main
+
+    config = setup()
+    clock = Clock(T0)
+    SOURCES["forum"] = Script(mentions=[
+        post("a", "how do i export from acme?", T0),            # answered after 30m (SLA 2h)
+        post("b", "does anyone know acme pricing?", T0),         # answered after 3h: breach
+        post("c", "how do i import into acme?", T0),             # never answered: breach
+    ])
+    SOURCES["forum"].answers["fake:a"] = (T0 + timedelta(minutes=30), "acme_support")
+    SOURCES["forum"].answers["fake:b"] = (T0 + timedelta(hours=3), "acme_support")
+    for minutes in range(0, 5 * 60 + 31, 5):
+        clock.now = T0 + timedelta(minutes=minutes)
+        if minutes == 300:  # open, its 1h deadline not reached by the end
+            SOURCES["forum"].mentions.append(post("d", "acme is broken", clock.now))
+        run(config, clock=clock)
+    from earful.monitors.report import kpis
+
+    store = Store(config.state_path)
+    (forum,) = [k for k in kpis(config, store, T0 - timedelta(days=1), clock.now) if k.channel == "fake"]
+    store.close()
+    assert (forum.queries, forum.answered, forum.breaches, forum.still_open) == (4, 2, 2, 2)  # c is open and breached
+    assert forum.within_sla_pct == 33.3
+    assert forum.median_first_response_s == (30 * 60 + 3 * 3600) / 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--since", "3650d", "--json", "--config", str(config.path)])
+    assert exit_info.value.code in (0, None)
+    data = json.loads(capsys.readouterr().out)
+    assert data["channels"][0]["channel"] == "fake" and data["channels"][0]["queries"] == 4

@@ -1,0 +1,77 @@
+"""First-response KPIs per channel: what support plans are judged by.
+
+For every tracked query seen in the window: how fast the brand first
+answered (median and p90), the share answered within its SLA, breaches and
+what is still open. Queries on channels that cannot show replies are
+counted as `unknown`, never as answered or breached.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from .config import Config
+from .replies import Query
+from .store import Store, iso
+
+
+@dataclass
+class ChannelKpis:
+    channel: str
+    queries: int = 0
+    answered: int = 0
+    within_sla: int = 0
+    breaches: int = 0
+    still_open: int = 0
+    unknown: int = 0
+    median_first_response_s: float | None = None
+    p90_first_response_s: float | None = None
+
+    @property
+    def within_sla_pct(self) -> float | None:
+        """Of the queries whose SLA is decided (answered, or deadline passed), the share answered in time."""
+        judged = self.within_sla + self.breaches
+        return None if judged == 0 else round(100.0 * self.within_sla / judged, 1)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "within_sla_pct": self.within_sla_pct}
+
+
+def p90(values: list[float]) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=10, method="inclusive")[-1]
+
+
+def kpis(config: Config, store: Store, since: datetime, now: datetime) -> list[ChannelKpis]:
+    hours = config.business_hours()
+    rows = store._rows("select * from queries where seen_at >= ? order by source", [iso(since)])
+    by_channel: dict[str, tuple[ChannelKpis, list[float]]] = {}
+    for query in map(Query.from_row, rows):
+        kpi, times = by_channel.setdefault(query.source, (ChannelKpis(query.source), []))
+        kpi.queries += 1
+        if query.status == "unknown":
+            kpi.unknown += 1
+        elif query.status == "answered":
+            kpi.answered += 1
+            if query.answered_at is not None:
+                took = hours.elapsed(query.posted_at, query.answered_at) if hours else query.answered_at - query.posted_at
+                times.append(max(took, timedelta(0)).total_seconds())
+            if query.answered_at is None or query.answered_at <= query.deadline:
+                kpi.within_sla += 1
+            else:
+                kpi.breaches += 1
+        else:  # open or unanswered
+            if query.status == "open":
+                kpi.still_open += 1
+            if query.deadline <= now:
+                kpi.breaches += 1
+    result = []
+    for kpi, times in by_channel.values():
+        if times:
+            kpi.median_first_response_s = statistics.median(times)
+            kpi.p90_first_response_s = p90(sorted(times))
+        result.append(kpi)
+    return result
