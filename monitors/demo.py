@@ -83,6 +83,7 @@ def run_demo(directory: Path, out: Console) -> int:
         report = run(config, force_all=True, progress=lambda o: _progress(out, o))
         delivered = report.delivery.total if report.delivery else 0
         _show_slack(out, slack)
+    _show_queries(out, config)
     connectors_with_alerts = sorted({o.source for o in report.monitors if o.alerts})
     out.rule()
     if delivered:
@@ -100,6 +101,42 @@ def _progress(out: Console, outcome: Any) -> None:
                   f"{outcome.alerts} alert(s) queued")
     else:
         out.print(f"[red]✗ {escape(outcome.error or outcome.name)}[/red]")
+
+
+def _show_queries(out: Console, config: Any) -> None:
+    """The reply-tracking view: what was answered, what breached its SLA, and the KPI table."""
+    from datetime import datetime, timedelta, timezone
+
+    from .replies import Query
+    from .report import kpis
+    from .store import Store
+
+    store = Store(config.state_path)
+    try:
+        queries = [Query.from_row(r) for r in store._rows("select * from queries order by posted_at")]
+        now = datetime.now(timezone.utc)
+        table = Table(title="unanswered-query tracking (reply SLAs)")
+        for column in ("item", "SLA", "state"):
+            table.add_column(column)
+        for query in queries:
+            if query.status == "answered":
+                state = f"[green]answered[/green] by {escape(query.answered_by or 'the brand')}"
+            elif query.deadline <= now:
+                state = "[red]SLA breached[/red], escalated" if query.escalated_at else "[red]SLA breached[/red]"
+            else:
+                state = f"open, due in {int((query.deadline - now).total_seconds() // 60)} min"
+            table.add_row(escape(query.item_key), f"{int(query.sla.total_seconds() // 3600)}h", state)
+        out.print(table)
+        report = Table(title="earful report (first response KPIs)")
+        for column in ("channel", "queries", "answered", "within SLA", "breaches", "still open"):
+            report.add_column(column)
+        for row in kpis(config, store, now - timedelta(days=7), now):
+            pct = row.within_sla_pct
+            report.add_row(row.channel, str(row.queries), str(row.answered), "—" if pct is None else f"{pct:.0f}%",
+                           str(row.breaches), str(row.still_open))
+        out.print(report)
+    finally:
+        store.close()
 
 
 def _show_slack(out: Console, slack: SlackServer) -> None:

@@ -124,7 +124,9 @@ def run_monitor(config: Config, store: Store | None, monitor: MonitorConfig, now
         connector = make_connector(config, monitor, now, resources or RunResources(), budget)
         result = connector.fetch(store.cursor(monitor.name) if store else None)
         faults.point("after_fetch")
-        batch = [classify(m, monitor, config) for m in result.mentions]
+        # Oldest first: a question must be stored before the brand's reply to it can close it.
+        ordered = sorted(result.mentions, key=lambda m: (m.created_at is None, m.created_at or now))
+        batch = [classify(m, monitor, config) for m in ordered]
         outcome.fetched, outcome.requests, outcome.not_modified = len(result.mentions), result.requests, result.not_modified
         outcome.notes = list(result.notes)
         if dry_run:
