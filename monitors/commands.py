@@ -139,8 +139,12 @@ def status(config: Optional[Path] = ConfigOption,
     states = store.all_monitor_states()
     totals = store.run_totals(now - window)
     sent = store.sent_per_monitor(now - window)
+    from .runner import budget_period
+
+    budgets = store.budgets(budget_period(now))
     table = Table(title=f"monitors (counters: last {since})")
-    for column in ("monitor", "connector", "schedule", "last run", "last success", "state", "new", "alerts sent", "failures", "last error"):
+    for column in ("monitor", "connector", "schedule", "last run", "last success", "state", "new", "alerts sent",
+                   "failures", "budget left", "last error"):
         table.add_column(column)
     for name, monitor in cfg.monitors.items():
         state = states.get(name, {})
@@ -148,11 +152,16 @@ def status(config: Optional[Path] = ConfigOption,
         failures = state.get("consecutive_failures") or 0
         status_text = "disabled" if not monitor.common.enabled else (
             "[red]failing[/red]" if failures else ("[green]ok[/green]" if state.get("last_success") else "never ran"))
+        if state.get("health") == "unwatched":
+            status_text += f" [red]unwatched {_ago(parse_iso(state.get('health_since')), now).removesuffix(' ago')}[/red]"
+        limit = getattr(monitor.options, "monthly_budget", None)
+        used = (budgets.get(name) or {}).get("used") or 0
         table.add_row(
             escape(name), monitor.connector, monitor.schedule,
             _ago(parse_iso(state.get("last_start")), now), _ago(parse_iso(state.get("last_success")), now),
             status_text + (f" ×{failures}" if failures else ""),
             str(total.get("new_items") or 0), str(sent.get(name, 0)), str(total.get("failures") or 0),
+            "—" if limit is None else f"{max(0, limit - used)}/{limit}",
             escape((state.get("last_error") or "")[:120]),
         )
     out.print(table)
