@@ -144,8 +144,9 @@ def status(config: Optional[Path] = ConfigOption,
     budgets = store.budgets(budget_period(now))
     table = Table(title=f"monitors (counters: last {since})")
     for column in ("monitor", "connector", "schedule", "last run", "last success", "state", "new", "alerts sent",
-                   "failures", "budget left", "last error"):
-        table.add_column(column)
+                   "failures", "budget left"):
+        table.add_column(column, no_wrap=column == "monitor", overflow="fold")
+    errors: list[str] = []
     for name, monitor in cfg.monitors.items():
         state = states.get(name, {})
         total = totals.get(name, {})
@@ -162,9 +163,12 @@ def status(config: Optional[Path] = ConfigOption,
             status_text + (f" ×{failures}" if failures else ""),
             str(total.get("new_items") or 0), str(sent.get(name, 0)), str(total.get("failures") or 0),
             "—" if limit is None else f"{max(0, limit - used)}/{limit}",
-            escape((state.get("last_error") or "")[:120]),
         )
+        if failures and state.get("last_error"):
+            errors.append(f"[red]{escape(name)}[/red]: {escape(state['last_error'])}")
     out.print(table)
+    for line in errors:
+        out.print(line, soft_wrap=True)
     outbox = Table(title="delivery outbox")
     for column in ("destination", "delivered", "pending", "last error"):
         outbox.add_column(column)
