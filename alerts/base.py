@@ -88,6 +88,8 @@ class DestinationOptions(BaseModel):
     type: str
     base_url: str | None = Field(default=None, description="Override the API root (proxy, GovSlack, on-premise, tests).")
     timeout: float = Field(default=20.0, gt=0, le=600)
+    max_per_run: int | None = Field(default=30, ge=1, description="Flood control: alerts per run; the rest become one summary.")
+    max_per_hour: int | None = Field(default=None, ge=1, description="Flood control: alerts per rolling hour.")
 
 
 class Destination:

@@ -170,12 +170,12 @@ def status(config: Optional[Path] = ConfigOption,
     for line in errors:
         out.print(line, soft_wrap=True)
     outbox = Table(title="delivery outbox")
-    for column in ("destination", "delivered", "pending", "last error"):
+    for column in ("destination", "delivered", "pending", "held (flood control)", "last error"):
         outbox.add_column(column)
-    errors = {row.destination: row.last_error for row in store.outbox_rows() if row.status != "delivered" and row.last_error}
+    errors = {row.destination: row.last_error for row in store.outbox_rows() if row.status in ("pending", "sending") and row.last_error}
     for name, counts in sorted(store.outbox_stats().items()):
         outbox.add_row(escape(name), str(counts.get("delivered", 0)), str(counts.get("pending", 0) + counts.get("sending", 0)),
-                       escape((errors.get(name) or "")[:120]))
+                       str(counts.get("held", 0)), escape((errors.get(name) or "")[:120]))
     out.print(outbox)
     store.close()
 

@@ -121,6 +121,8 @@ def _show_queries(out: Console, config: Any) -> None:
         for query in queries:
             if query.status == "answered":
                 state = f"[green]answered[/green] by {escape(query.answered_by or 'the brand')}"
+            elif query.deadline <= query.seen_at:
+                state = "[red]SLA breached[/red] before earful found it (said so in the alert)"
             elif query.deadline <= now:
                 state = "[red]SLA breached[/red], escalated" if query.escalated_at else "[red]SLA breached[/red]"
             else:

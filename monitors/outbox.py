@@ -24,8 +24,9 @@ from typing import Callable
 from earful import alerts
 from earful.alerts.base import Alert, DeliveryError, Destination
 
-from . import faults
+from . import faults, flood
 from .config import Config
+from .replies import alert_note
 from .store import OutboxRow, Store, row_to_match, row_to_mention
 
 log = logging.getLogger("earful.outbox")
@@ -50,12 +51,13 @@ class DeliveryReport:
 def build_alert(store: Store, row: OutboxRow) -> Alert:
     """Rebuild the alert from state.db, so it lists every mention clustered so far.
 
-    Health notices carry their own (synthetic) mention in the row's payload;
+    Notices (health, flood-control summaries, spikes) carry their own
+    synthetic mention in the row's payload;
     escalations reuse the item's cluster and add a note, threaded under the
     original message when the payload names it and it was delivered.
     """
     payload = row.payload or {}
-    if row.kind == "health":
+    if "mentions" in payload:  # notices (health, flood summary, spike) carry their own synthetic mention
         mentions = tuple(row_to_mention(m) for m in payload["mentions"])
         matches = tuple(row_to_match(m) for m in payload["matches"])
     else:
@@ -71,7 +73,7 @@ def build_alert(store: Store, row: OutboxRow) -> Alert:
         matches=matches,
         created_at=row.created_at,
         kind=row.kind,
-        note=payload.get("note"),
+        note=payload.get("note") if row.kind != "alert" else alert_note(store, row.cluster),
         thread=store.delivered_remote_id(thread_key) if thread_key else None,
     )
 
@@ -120,6 +122,7 @@ def deliver(config: Config, store: Store, pool: DestinationPool, clock: Callable
         except Exception as exc:  # a broken optional dependency must not stop other destinations
             report.failed[name] = f"cannot start destination '{name}': {exc}"
             continue
+        rows = flood.hold_excess(store, name, destination.options, rows, clock())
         _deliver_rows(store, destination, rows, report, cap, clock)
     report.pending = store.pending_count()
     return report

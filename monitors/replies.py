@@ -126,17 +126,21 @@ def tracker(store: Store, config: Config, monitor: str, matches_by_key: dict[str
         posted = min(mention.created_at or now, now)
         deadline = deadline_for(posted, sla, config)
         status, answered_at = "open", None
+        # Found already past its deadline (a catch-up, an old thread): the alert itself says so
+        # (see `alert_note`), and no separate escalation follows: paging on-call for every
+        # stale item of a three-day backlog helps nobody.
+        escalated_at = now if deadline <= now else None
         if mention.brand_replied:
             status = "answered"
             answered_at = parse_iso(str(mention.raw.get("reply_at"))) if mention.raw.get("reply_at") else None
         store.db.execute(
             "insert or ignore into queries (cluster, item_key, monitor, source, posted_at, seen_at, sla_s, business_hours, "
-            "deadline, status, checks, next_check_at, answered_at, answered_by, update_pending) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 0)",
+            "deadline, status, checks, next_check_at, answered_at, answered_by, update_pending, escalated_at) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 0, ?)",
             [record.cluster, mention.key, monitor, mention.source, iso(posted), iso(now), int(sla.total_seconds()),
              int(config.business_hours() is not None), iso(deadline), status,
              iso(next_check(now, now, deadline)) if status == "open" else None, iso(answered_at),
-             "the brand (shown on the page)" if status == "answered" else None],
+             "the brand (shown on the page)" if status == "answered" else None, iso(escalated_at)],
         )
 
     return on_record
@@ -255,6 +259,20 @@ def escalate_breaches(config: Config, store: Store, now: datetime, report: Reche
                               kind="escalation", payload=payload)
             store.db.execute("update queries set escalated_at = ? where cluster = ?", [iso(now), query.cluster])
         report.escalated += 1
+
+
+def alert_note(store: Store, cluster: str) -> str | None:
+    """What an item alert should say about its reply SLA when it goes out."""
+    row = store._one("select * from queries where cluster = ?", [cluster])
+    if row is None:
+        return None
+    query = Query.from_row(row)
+    if query.status == "answered":
+        return None
+    if query.deadline <= query.seen_at:
+        return (f"already past its {format_duration(query.sla)} reply SLA when found "
+                f"(posted {format_duration(query.seen_at - query.posted_at)} earlier, no brand reply seen)")
+    return f"reply expected within {format_duration(query.sla)} (by {query.deadline:%Y-%m-%d %H:%M} UTC)"
 
 
 def answer_note(query: Query, config: Config) -> str:

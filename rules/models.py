@@ -52,7 +52,7 @@ def format_duration(delta: timedelta) -> str:
         if seconds >= size:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
-    if seconds or not parts:
+    if (seconds and delta < timedelta(hours=1)) or not parts:  # seconds only matter for short spans
         parts.append(f"{seconds}s")
     return "".join(parts)
 

@@ -184,3 +184,21 @@ def test_idle_tick_imports_no_dependencies(deployment, feeds, slack):
              "print(heavy)")
     out = subprocess.run([sys.executable, "-c", probe, str(deployment)], capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_flood_control_rolls_a_catch_up_into_one_summary(deployment, feeds, slack):
+    text = deployment.read_text().replace("    max_retries: 0\n", "    max_retries: 0\n    max_per_run: 20\n")
+    deployment.write_text(text)
+    backlog = [(str(i), f"Acme is broken again ({i})", f"the export is broken, case {i} of the outage") for i in range(500)]
+    feeds.set_feed("/latest.atom", atom(backlog))
+    run(load_config(deployment))
+    messages = slack.messages(CHANNEL)
+    assert len(messages) == 21, "the cap, plus one summary"
+    summary = messages[-1]["text"]
+    assert "480 alerts held back" in summary
+    store = Store(deployment.parent / "state.db")
+    held = store.outbox_rows("held")
+    assert len(held) == 480 and store.count("items") == 500, "nothing is lost"
+    store.close()
+    run(load_config(deployment))  # the next tick sends no held item and no second summary
+    assert len(slack.messages(CHANNEL)) == 21

@@ -200,6 +200,11 @@ class RedditServer(FakeServer):
                 thing.body = text
             thing.edited = float(int(time.time() if at is None else at))
 
+    def index_now(self, fullname: str) -> None:
+        """Reddit's search index caught up with this post: `/search` shows it from now on."""
+        with self._data_lock:
+            self.things[fullname].searchable_at = time.time() - 1
+
     def revoke_all(self) -> None:
         """The app's credentials were revoked: tokens die, new ones are refused."""
         with self._data_lock:
@@ -396,6 +401,12 @@ class RedditServer(FakeServer):
         return Response.json(data, status, {**self.rate_headers(), **(headers or {})})
 
     def _token(self, request: Request) -> Response:
+        """The token endpoint; like Reddit's it answers `Connection: close` (prawcore asks for it)."""
+        response = self._grant(request)
+        response.headers["Connection"] = "close"
+        return response
+
+    def _grant(self, request: Request) -> Response:
         auth = request.headers.get("authorization", "")
         try:
             client_id, client_secret = base64.b64decode(auth.removeprefix("Basic ")).decode().split(":", 1)

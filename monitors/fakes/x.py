@@ -124,6 +124,7 @@ class XServer(FakeServer):
         retweet_of: int | str | None = None,
         lang: str = "en",
         like_count: int = 0,
+        id: int | str | None = None,
     ) -> dict[str, Any]:
         """Post as `author` (created on first use); return the tweet with every field.
 
@@ -135,7 +136,9 @@ class XServer(FakeServer):
             user = self.add_user(author)
             created = time.time() if created_at is None else float(created_at)
             self._seq += 1
-            tweet_id = snowflake(created, self._seq)
+            tweet_id = int(id) if id is not None else snowflake(created, self._seq)
+            if tweet_id in self.tweets:
+                raise ValueError(f"tweet {tweet_id} exists")
             referenced: list[tuple[str, int]] = []
             in_reply_to = None
             conversation = tweet_id
@@ -459,10 +462,14 @@ def demo_source(now: float) -> DemoSource:
     for user in sample["users"]:
         server.add_user(user["username"], user.get("name"), user.get("id"))
     ids: dict[str, str] = {}
-    for post in sample["posts"]:
+    # Ids come from the start of the demo's UTC day, not from `now`: a repeated demo serves the same
+    # posts under the same ids, as X would, while their times stay inside recent search's 7 days.
+    anchor = now - now % 86400
+    for n, post in enumerate(sample["posts"]):
         links = {k: ids[post[k]] for k in ("reply_to", "quote_of", "retweet_of") if k in post}
         fields = {k: v for k, v in post.items() if k not in ("ref", "minutes_ago", "reply_to", "quote_of", "retweet_of")}
-        created = server.add_tweet(created_at=now - post["minutes_ago"] * 60, **links, **fields)
+        created = server.add_tweet(created_at=now - post["minutes_ago"] * 60, id=snowflake(anchor - post["minutes_ago"] * 60, n),
+                                   **links, **fields)
         if "ref" in post:
             ids[post["ref"]] = created["id"]
     monitor = {
