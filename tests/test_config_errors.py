@@ -119,3 +119,23 @@ def test_secrets_never_appear_in_errors(tmp_path, capsys, monkeypatch):
     captured = capsys.readouterr()
     assert "xoxb-very-secret-token" not in captured.err + captured.out
     assert "unknown key 'tokn'" in captured.err
+
+
+def test_an_existing_state_db_is_untouched_by_a_broken_config(tmp_path, capsys, monkeypatch):
+    import hashlib
+
+    monkeypatch.chdir(tmp_path)
+    config = write(tmp_path, {"cron.yaml": GOOD_CRON.replace("base_url", "base_url").replace(
+        "    query: acme\n", "    query: acme\n    base_url: http://127.0.0.1:9\n    timeout: 1\n")})
+    with pytest.raises(SystemExit):
+        main(["run", "--config", str(config)])  # creates state.db (the source is down: exit 1)
+    state = tmp_path / "state.db"
+    assert state.exists()
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.glob("state.db*")}
+    config.write_text(config.read_text().replace("connector: hackernews", "connector: hackernewz"))
+    for command in (["check"], ["run"], ["run", "--all"], ["status"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--config", str(config)])
+        assert exit_info.value.code == 2
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.glob("state.db*")}
+    assert before == after
