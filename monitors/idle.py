@@ -3,12 +3,14 @@
 `* * * * * earful run` starts a Python process every minute; most of those
 ticks find nothing due. Importing pydantic, ruamel, croniter, sqlite-utils
 and friends just to learn that costs more than the whole useful work of a
-quiet hour. So every full run stores, in state.db, a fingerprint of the
+quiet hour. So every full run writes, beside state.db, a small JSON file
+(`state.db.idle.json`, replaced atomically) with a fingerprint of the
 configuration it used (files' mtime and size, values of the environment
 variables it referenced) and the next moment anything can be due (a monitor's
-next cron slot, an outbox retry). A tick whose fingerprint still matches and
-whose clock is before that moment exits after reading one SQLite row, using
-only the standard library. Anything unexpected falls through to the full run.
+next cron slot, an outbox retry, a reply re-check, an SLA deadline). A tick
+whose fingerprint still matches and whose clock is before that moment exits
+after reading that file, using only the standard library and without
+touching state.db. Anything unexpected falls through to the full run.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import hashlib
 import json
 import os
 import re
-import sqlite3
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from .config import Config
-    from .store import Store
 
 _STATE_LINE = re.compile(r"""^state:[ \t]*(?P<q>["']?)(?P<path>[^"'#\r\n]+?)(?P=q)[ \t]*(?:#.*)?$""", re.M)
 
@@ -57,33 +57,34 @@ def guess_state_path(config_path: Path) -> Path | None:
     return state if state.is_absolute() else config_path.parent / state
 
 
+def cache_path(state: Path) -> Path:
+    return Path(f"{state}.idle.json")
+
+
 def nothing_due(config_path: Path, now: float | None = None) -> bool:
     """True only when certain that a full run would do nothing."""
     state = guess_state_path(config_path)
-    if state is None or not state.exists():
+    if state is None:
         return False
     try:
-        con = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=1)
-        try:
-            row = con.execute(
-                "select fingerprint, next_wake, files, env_names from idle_cache where config_path = ?",
-                [str(config_path.resolve())],
-            ).fetchone()
-        finally:
-            con.close()
-    except sqlite3.Error:
+        cached = json.loads(cache_path(state).read_text(encoding="utf-8"))
+        if cached["config_path"] != str(config_path.resolve()) or cached["next_wake"] is None:
+            return False
+        if (now if now is not None else time.time()) >= cached["next_wake"]:
+            return False
+        return fingerprint(cached["files"], cached["env_names"]) == cached["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
         return False
-    if row is None or row[1] is None:
-        return False
-    stored, wake, files, env_names = row
-    if (now if now is not None else time.time()) >= wake:
-        return False
-    return fingerprint(json.loads(files), json.loads(env_names)) == stored
 
 
-def remember(config: "Config", store: "Store", wake: "datetime | None") -> None:
+def remember(config: "Config", wake: "datetime | None") -> None:
     """Called at the end of a full run (under the run lock)."""
     files = [str(p.resolve()) for p in config.files]
     files.append(str((config.directory / config.settings.env_file).resolve()))
     env_names = sorted(config.env_names)
-    store.save_idle_cache(str(config.path.resolve()), fingerprint(files, env_names), wake, files, env_names)
+    data = {"config_path": str(config.path.resolve()), "fingerprint": fingerprint(files, env_names),
+            "next_wake": wake.timestamp() if wake else None, "files": files, "env_names": env_names}
+    target = cache_path(config.state_path)
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(temporary, target)

@@ -57,10 +57,6 @@ def m001_initial(db) -> None:
         },
         pk="monitor",
     )
-    db["idle_cache"].create(
-        {"config_path": str, "fingerprint": str, "next_wake": float, "files": str, "env_names": str},
-        pk="config_path",
-    )
 
 
 @migrations()

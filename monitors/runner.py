@@ -231,7 +231,7 @@ def run(config: Config, *, names: Sequence[str] | None = None, force_all: bool =
             report.health = health.check(config, store, clock())
             report.delivery = deliver(config, store, pool, clock)
             report.update_errors = replies.apply_answer_updates(config, store, pool.get, build_alert)
-            idle.remember(config, store, next_wake(config, store, clock()))
+            idle.remember(config, next_wake(config, store, clock()))
         finally:
             resources.close_all()
             pool.close_all()

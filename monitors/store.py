@@ -419,14 +419,3 @@ class Store:
         rows = self._rows("select monitor, count(*) n from outbox where status = 'delivered' and delivered_at >= ? group by monitor",
                           [iso(since)])
         return {r["monitor"]: r["n"] for r in rows}
-
-    # -- the idle-tick cache -------------------------------------------------
-    def save_idle_cache(self, config_path: str, fingerprint: str, next_wake: datetime | None, files: list[str],
-                        env_names: list[str]) -> None:
-        with self.db.atomic():
-            self.db["idle_cache"].upsert(
-                {"config_path": config_path, "fingerprint": fingerprint,
-                 "next_wake": next_wake.timestamp() if next_wake else None,
-                 "files": json.dumps(files), "env_names": json.dumps(env_names)},
-                pk="config_path",
-            )

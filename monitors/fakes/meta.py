@@ -603,6 +603,8 @@ class MetaGraphServer(FakeServer):
             start = max(0, _decode(mods["before"]) - limit)
         chosen = items[start : start + limit]
         body: dict[str, Any] = {"data": [_project(render(item, request), tree) for item in chosen]}
+        if "summary" in mods and mods["summary"] in ("true", "1", "total_count"):
+            body["summary"] = {"order": "chronological", "total_count": len(items), "can_comment": True}
         if chosen:
             paging: dict[str, Any] = {"cursors": {"before": _encode(start), "after": _encode(start + len(chosen) - 1)}}
             query = {k: v[-1] for k, v in request.query.items() if k not in ("after", "before")} if not nested else {
@@ -621,7 +623,10 @@ class MetaGraphServer(FakeServer):
         limit = _limit(request.arg("limit"), 25)
         since, until = _int(request.arg("since")), _int(request.arg("until"))
         chosen = [p for p in posts if (since is None or p.created >= since) and (until is None or p.created <= until)]
-        offset = _decode(request.arg("__paging_token") or "") if request.arg("__paging_token") else 0
+        offset = 0
+        if request.arg("__paging_token"):  # the token carries the position; `until` in a next URL is informational
+            offset = _decode(request.arg("__paging_token") or "")
+            chosen = [p for p in posts if since is None or p.created >= since]
         page = chosen[offset : offset + limit]
         body: dict[str, Any] = {"data": [_project(self._post(p, request), tree) for p in page]}
         if page:
