@@ -219,5 +219,14 @@ class Connector:
     def replies(self, mention: Mention) -> ReplyStatus:
         return ReplyStatus(answered=None)
 
+    def verify(self) -> None:
+        """Prove the credentials and endpoint work (`earful check --online`).
+
+        Raise ConnectorError (with `status` 401/403 for rejected
+        credentials). The default performs one first-run fetch and throws
+        the result away; connectors with a cheap "who am I" call override it.
+        """
+        self.fetch(None)
+
     def close(self) -> None:
         """Release sessions or browsers; called once after the run."""

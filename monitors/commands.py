@@ -52,12 +52,50 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log detai
 
 
 @app.command()
-def check(config: Optional[Path] = ConfigOption) -> None:
+def check(config: Optional[Path] = ConfigOption,
+          online: bool = typer.Option(False, "--online", help="Also contact every source to prove credentials and URLs work.")) -> None:
     """Validate cron.yaml and the rule packs; every problem as file:line. Writes nothing."""
     cfg = _load(config)
     rules = sum(len(p.rules) for p in cfg.packs.values())
     out.print(f"[green]ok[/green]: {escape(str(cfg.path))}: {len(cfg.monitors)} monitor(s), "
               f"{len(cfg.destinations)} destination(s), {len(cfg.packs)} rule pack(s) with {rules} rule(s).")
+    if online:
+        raise typer.Exit(_check_online(cfg))
+
+
+def _check_online(cfg) -> int:
+    """One verification call per monitor; a rejected credential names the monitor, never the secret."""
+    from earful.connectors.base import ConnectorError, RunResources
+
+    from .runner import make_connector
+
+    table = Table(title="online check")
+    for column in ("monitor", "connector", "result"):
+        table.add_column(column, overflow="fold")
+    failed = 0
+    resources = RunResources()
+    now = datetime.now(timezone.utc)
+    try:
+        for name, monitor in cfg.monitors.items():
+            try:
+                connector = make_connector(cfg, monitor, now, resources)
+                try:
+                    connector.verify()
+                finally:
+                    connector.close()
+                result = "[green]ok[/green]"
+            except ConnectorError as exc:
+                failed += 1
+                kind = "credentials rejected" if exc.status in (401, 403) else "failed"
+                result = f"[red]{kind}[/red]: {escape(str(exc))}"
+            except Exception as exc:  # noqa: BLE001 - report every monitor, whatever breaks
+                failed += 1
+                result = f"[red]failed[/red]: {escape(type(exc).__name__)}: {escape(str(exc))}"
+            table.add_row(escape(name), monitor.connector, result)
+    finally:
+        resources.close_all()
+    out.print(table)
+    return 1 if failed else 0
 
 
 @app.command()

@@ -71,3 +71,17 @@ def test_demo_twice_delivers_nothing_twice(tmp_path, capsys):
     assert invoke("demo", "--dir", str(tmp_path / "demo")) == 0
     second = capsys.readouterr().out
     assert "No new alerts" in second
+
+
+def test_check_online_names_the_monitor_whose_source_fails(deployment, feeds, capsys):
+    from earful.monitors.fakes.server import Response
+
+    from .support import atom
+
+    feeds.set_feed("/latest.atom", atom([("1", "Acme", "acme")]))
+    assert invoke("check", "--online", "--config", str(deployment)) == 0
+    assert "ok" in capsys.readouterr().out
+    feeds.fail_next(Response(401, "nope"))
+    assert invoke("check", "--online", "--config", str(deployment)) == 1
+    out = capsys.readouterr().out
+    assert "forum" in out and "credentials rejected" in out
