@@ -31,6 +31,8 @@ SLACK_CHANNEL = "C0DEMO0SUPP"
 DEMO_SOURCES = [
     "earful.monitors.fakes.hackernews",
     "earful.monitors.fakes.feeds",
+    "earful.monitors.fakes.reddit",
+    "earful.monitors.fakes.x",
 ]
 RULE_PACK = "acme"
 

@@ -49,7 +49,6 @@ from . import search_syntax
 from .server import DemoSource, FakeServer, Request, Response
 
 LISTING_REACH = 1000  # Reddit serves at most this many items of any listing
-_URL = re.compile(r"https?://[^\s<>()\[\]]+")
 _MD_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
 _USER_MENTION = re.compile(r"(?<![\w/])/?u/([A-Za-z0-9_-]{3,20})")
 
@@ -524,8 +523,7 @@ class RedditServer(FakeServer):
             while len(chain) <= context and chain[-1].parent.startswith("t1_"):
                 chain.append(self.things[chain[-1].parent])
             chain.reverse()  # top ancestor first
-            depth0 = 0
-            data = self._comment_data(comment, depth0 + len(chain) - 1, False)
+            data = self._comment_data(comment, len(chain) - 1, False)
             below = self._tree(comment.children, len(chain), comment.name)
             data["replies"] = _listing(below) if below else ""
             node = {"kind": "t1", "data": data}

@@ -114,6 +114,9 @@ class FakeServer:
                 if isinstance(payload, str):
                     payload = payload.encode("utf-8")
                 self.send_response(response.status)
+                if request.headers.get("connection", "").lower() == "close":
+                    self.close_connection = True
+                    self.send_header("Connection", "close")
                 for name, value in response.headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
