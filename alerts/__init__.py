@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 DESTINATIONS: dict[str, str] = {
     "slack": "earful.alerts.slack",
     "console": "earful.alerts.console",
+    "jira": "earful.alerts.jira",
+    "zendesk": "earful.alerts.zendesk",
+    "github": "earful.alerts.github",
+    "email": "earful.alerts.email",
+    "webhook": "earful.alerts.webhook",
 }
 GROUP = "earful.alerts"
 

@@ -123,6 +123,15 @@ def run(
         _print_dry_run(report)
     elif report.delivery:
         _print_delivery(report.delivery)
+        for sent in report.digests:
+            for delivery in sent.deliveries:
+                if delivery.status == "delivered":
+                    out.print(f"sent digest '{escape(sent.digest.name)}' to {escape(delivery.destination)}")
+                elif delivery.status == "failed":
+                    err.print(f"[yellow]digest '{escape(sent.digest.name)}' to {escape(delivery.destination)} failed: "
+                              f"{escape(delivery.error or '')}[/yellow]")
+        for message in report.digest_errors:
+            err.print(f"[yellow]{escape(message)}[/yellow]")
     if not report.monitors and not dry_run and report.delivery and not report.delivery.total:
         out.print(f"nothing due ({len(report.not_due)} monitor(s) waiting for their schedule).")
     raise typer.Exit(1 if report.failed else 0)
@@ -261,6 +270,53 @@ def report(config: Optional[Path] = ConfigOption,
     if not rows:
         table.caption = "no tracked queries in this window (rules need reply_within, or defaults.reply_within)"
     out.print(table)
+
+
+@app.command()
+def digest(config: Optional[Path] = ConfigOption,
+           period: str = typer.Option("week", "--period", help="day or week, ending now."),
+           to: Optional[list[str]] = typer.Option(None, "--to", help="Send to this destination (repeatable); default: print here."),
+           dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be sent; send and write nothing.")) -> None:
+    """A digest of the last day or week: in the terminal, or sent to a destination."""
+    from . import digest as dg
+    from . import digest_render as render
+    from .outbox import DestinationPool
+    from .store import Store
+
+    cfg = _load(config)
+    if period not in dg.PERIOD_DAYS:
+        err.print("--period must be day or week")
+        raise typer.Exit(2)
+    unknown = [d for d in to or [] if d not in cfg.destinations]
+    if unknown:
+        err.print(f"no destination named {', '.join(unknown)} (defined: {', '.join(cfg.destinations)})")
+        raise typer.Exit(2)
+    if not cfg.state_path.exists():
+        out.print(f"no state yet at {escape(str(cfg.state_path))}: run `earful run` first.")
+        return
+    now = datetime.now(timezone.utc)
+    store = Store(cfg.state_path)
+    try:
+        if not to:
+            out.print(render.console(dg.build(cfg, store, now, period, name="manual")))
+            return
+        pool = DestinationPool(cfg)
+        try:
+            sent = dg.send(cfg, store, dg.DigestConfig(name="manual", period=period, destinations=to), now, pool,
+                           dry_run=dry_run, period_end=now)
+        finally:
+            pool.close_all()
+        if dry_run:
+            out.print(render.console(sent.digest))
+            out.print(f"would send to {', '.join(to)}")
+        for delivery in sent.deliveries:
+            if delivery.status == "failed":
+                err.print(f"[red]digest to {escape(delivery.destination)} failed: {escape(delivery.error or '')}[/red]")
+            elif delivery.status == "delivered":
+                out.print(f"digest sent to {escape(delivery.destination)}")
+        raise typer.Exit(1 if sent.failed else 0)
+    finally:
+        store.close()
 
 
 def _ago(moment: datetime | None, now: datetime) -> str:

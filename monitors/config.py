@@ -25,6 +25,9 @@ from earful.rules.models import Names, RulePack, parse_duration
 if TYPE_CHECKING:
     from .business_hours import BusinessHours
 
+from .digest import DigestConfig
+from .digest import config_problems as digest_problems
+from .spikes import SpikeConfig
 from .yamlfile import ConfigError, Problem, YamlDocument, display_name, environment, expand_env, load_yaml
 
 DEFAULT_SCHEDULE = "*/15 * * * *"
@@ -60,6 +63,8 @@ class Settings(BaseModel):
     monitors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     defaults: "Defaults" = Field(default_factory=lambda: Defaults())
     health: "Health" = Field(default_factory=lambda: Health())
+    digests: dict[str, DigestConfig] = Field(default_factory=dict)
+    spikes: SpikeConfig | None = None
 
 
 class Defaults(BaseModel):
@@ -227,6 +232,14 @@ def load_config(path: str | Path) -> Config:
     packs, pack_files, pack_docs = _packs(settings, base, doc, problems)
     monitors = _monitors(settings, doc, problems, destinations, packs)
     _check_defaults(settings, doc, problems, destinations)
+    for loc, message in digest_problems(settings.digests, destinations):
+        problems.append(doc.problem(loc, message))
+    if settings.spikes:
+        for index, dest in enumerate(settings.spikes.notify):
+            if dest not in settings.destinations:
+                problems.append(doc.problem(("spikes", "notify", index), _unknown_destination(dest, settings)))
+        if not (settings.spikes.notify or settings.defaults.notify):
+            problems.append(doc.problem(("spikes",), "spikes: no destination; set spikes.notify (or defaults.notify)"))
     _check_rule_destinations(packs, pack_docs, destinations, problems)
     matcher = _compile_rules(packs, pack_docs, problems)
 

@@ -33,6 +33,9 @@ DEMO_SOURCES = [
     "earful.monitors.fakes.feeds",
     "earful.monitors.fakes.reddit",
     "earful.monitors.fakes.x",
+    "earful.monitors.fakes.discord",
+    "earful.monitors.fakes.mastodon",
+    "earful.monitors.fakes.bluesky",
 ]
 RULE_PACK = "acme"
 

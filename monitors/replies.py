@@ -198,6 +198,10 @@ def recheck(config: Config, store: Store, now: datetime, connector_for: Callable
             report.errors.append(f"monitor '{query.monitor}': reply check of {query.item_key} failed: {exc}")
             status = ReplyStatus(answered=False)
             log.debug("reply check failed", exc_info=True)
+        if status.answered is None and type(connector).replies is not Connector.replies:
+            # The channel does show replies, this look just failed (a 502, a truncated tree):
+            # try again on the next step rather than giving up on the question.
+            status = ReplyStatus(answered=False)
         report.checked += 1
         _apply(store, query, status, now, report)
     return report

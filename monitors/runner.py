@@ -17,7 +17,8 @@ from earful import connectors
 from earful.connectors.base import Connector, ConnectorContext, ConnectorError, Mention, RequestBudget, RunResources
 from earful.rules.models import Match, RulePack
 
-from . import faults, health, idle, replies
+from . import digest as digests
+from . import faults, health, idle, replies, spikes
 from .config import Config, MonitorConfig
 from .lock import run_lock
 from .outbox import DeliveryReport, DestinationPool, build_alert, deliver
@@ -51,10 +52,14 @@ class RunReport:
     replies: replies.RecheckReport | None = None
     health: list[health.HealthEvent] = field(default_factory=list)
     update_errors: list[str] = field(default_factory=list)
+    spikes: list = field(default_factory=list)
+    digests: list = field(default_factory=list)
+    digest_errors: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
-        return any(not m.ok for m in self.monitors) or bool(self.delivery and self.delivery.permanent)
+        return (any(not m.ok for m in self.monitors) or bool(self.delivery and self.delivery.permanent)
+                or any(d.permanent for r in self.digests for d in r.failed))
 
 
 def brand_accounts(packs: Sequence[RulePack]) -> dict[str, tuple[str, ...]]:
@@ -186,7 +191,8 @@ def next_wake(config: Config, store: Store, now: datetime) -> datetime | None:
             state = states.get(monitor.name, {})
             times.append(next_due(monitor.schedule, parse_iso(state.get("last_start")), now, config.timezone,
                                   parse_iso(state.get("defer_until"))))
-    for moment in (store.next_outbox_attempt(), replies.next_check_time(store), replies.next_deadline(store)):
+    for moment in (store.next_outbox_attempt(), replies.next_check_time(store), replies.next_deadline(store),
+                   digests.next_wake(config, store, now)):
         if moment is not None:
             times.append(moment)
     return min(times) if times else None
@@ -229,8 +235,16 @@ def run(config: Config, *, names: Sequence[str] | None = None, force_all: bool =
                     progress(outcome)
             report.replies = _follow_up(config, store, clock(), resources)
             report.health = health.check(config, store, clock())
+            if config.settings.spikes is not None:  # before delivery, so a spike goes out this tick
+                report.spikes = spikes.check(config, store, clock(), config.settings.spikes)
             report.delivery = deliver(config, store, pool, clock)
             report.update_errors = replies.apply_answer_updates(config, store, pool.get, build_alert)
+            for due_digest in digests.due(config, store, clock()):  # after delivery: lists what flood control held
+                try:
+                    report.digests.append(digests.send(config, store, due_digest, clock(), pool))
+                except Exception as exc:  # noqa: BLE001 - a broken digest must not fail the monitors' run
+                    log.debug("digest %s failed", due_digest.name, exc_info=True)
+                    report.digest_errors.append(f"digest '{due_digest.name}': {type(exc).__name__}: {exc}")
             idle.remember(config, next_wake(config, store, clock()))
         finally:
             resources.close_all()

@@ -19,7 +19,7 @@ from earful.connectors.base import Connector, ConnectorError, ConnectorOptions, 
 class Script:
     mentions: list[Mention] = field(default_factory=list)
     answers: dict[str, tuple[datetime, str]] = field(default_factory=dict)  # mention key -> (when, by)
-    sees_replies: bool = True
+    unsure: bool = False  # replies() answers "unknown" (a failed look), though the channel shows replies
     failing: bool = False
     reply_calls: list[tuple[str, datetime]] = field(default_factory=list)
 
@@ -48,13 +48,20 @@ class FakeConnector(Connector):
 
     def replies(self, mention: Mention) -> ReplyStatus:
         self.script.reply_calls.append((mention.key, self.context.current_time()))
-        if not self.script.sees_replies:
+        if self.script.unsure:
             return ReplyStatus(answered=None)
         answer = self.script.answers.get(mention.key)
         now = self.context.current_time()
         if answer and answer[0] <= now:
             return ReplyStatus(answered=True, answered_at=answer[0], answered_by=answer[1], url="https://fake.example/reply")
         return ReplyStatus(answered=False)
+
+
+class BlindConnector(FakeConnector):
+    """A source whose pages do not show replies (a feed): it keeps the base `replies`."""
+
+    name = "fakeblind"
+    replies = Connector.replies
 
 
 CONNECTOR = FakeConnector

@@ -95,14 +95,17 @@ class BlueskyServer(FakeServer):
 
     def post(self, who: str, text: str, *, at: float | None = None, indexed_at: float | None = None,
              reply_to: str | None = None, langs: list[str] | None = None, external: str | None = None,
-             quote: str | None = None) -> dict[str, Any]:
+             quote: str | None = None, rkey: str | None = None) -> dict[str, Any]:
         """Post `text` as handle/did `who`. URLs in it become link facets and are shortened in the text, as the
         app does; @handles of known accounts become mention facets; `external` adds a link card; `quote`
-        embeds another post. `indexed_at` (default `at`) is when the AppView indexed it."""
+        embeds another post. `indexed_at` (default `at`) is when the AppView indexed it; `rkey` overrides the
+        record key (sample data keeps its uris from one demo run to the next)."""
         with self._data_lock:
             did = self.did(who)
             at = time.time() if at is None else at
-            uri = f"at://{did}/app.bsky.feed.post/{self.tid(at)}"
+            uri = f"at://{did}/app.bsky.feed.post/{rkey or self.tid(at)}"
+            if uri in self.posts:
+                raise ValueError(f"{uri} exists")
             shown, facets = self._facets(text)
             record: dict[str, Any] = {"$type": "app.bsky.feed.post", "createdAt": _iso(at), "langs": langs or ["en"], "text": shown}
             if facets:
@@ -383,6 +386,7 @@ def _offset(cursor: str | None) -> int:
 # -- earful demo ---------------------------------------------------------------------------
 
 DEMO_PASSWORD_VAR = "EARFUL_DEMO_BLUESKY_APP_PASSWORD"
+DEMO_ID_EPOCH = 1_793_491_200  # 2026-11-01T00:00:00Z
 
 
 def demo_source(now: float) -> DemoSource:
@@ -394,9 +398,11 @@ def demo_source(now: float) -> DemoSource:
     for account in data["accounts"]:
         server.add_account(account["handle"], display_name=account.get("display_name", ""), app_password=account.get("app_password"))
     posted: dict[str, str] = {}
-    for post in data["posts"]:
+    for n, post in enumerate(data["posts"]):
+        # Record keys made from a fixed moment stay the same from one demo run to the next; dates follow the clock.
         made = server.post(post["handle"], post["text"], at=now - post["minutes_ago"] * 60, langs=post.get("langs"),
-                           reply_to=posted[post["reply_to"]] if post.get("reply_to") else None, external=post.get("external"))
+                           reply_to=posted[post["reply_to"]] if post.get("reply_to") else None, external=post.get("external"),
+                           rkey=server.tid(DEMO_ID_EPOCH + 60 * n))
         if post.get("key"):
             posted[post["key"]] = made["uri"]
     brand = next(a for a in data["accounts"] if a.get("app_password"))

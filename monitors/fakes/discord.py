@@ -1,6 +1,6 @@
 """A fake of Discord's REST API v10 (the part a reading bot uses), standard library only.
 
-It answers `GET /api/v10/channels/{id}`, `/channels/{id}/messages`
+It answers `GET /api/v10/users/@me`, `/channels/{id}`, `/channels/{id}/messages`
 (`before` / `after` / `around`, `limit` 1-100, newest first even with
 `after`, which is the trap a connector must handle), `/guilds/{id}/threads/
 active` and `/guilds/{id}/members/{user}` with Discord's shapes: snowflake
@@ -52,6 +52,9 @@ class DiscordServer(FakeServer):
         self.channels: dict[str, dict[str, Any]] = {}
         self.messages: dict[str, dict[str, dict[str, Any]]] = {}  # channel -> id -> stored message
         self.hidden: set[str] = set()  # channels the bot may not read (403 Missing Access)
+        self.bot_user = {"id": "1098765432109876543", "username": "earful-bot", "avatar": None, "discriminator": "0000",
+                         "public_flags": 0, "flags": 0, "banner": None, "accent_color": None, "global_name": None,
+                         "avatar_decoration_data": None, "banner_color": None, "clan": None, "primary_guild": None}
         self._data_lock = threading.RLock()
         self._increment = 0
 
@@ -257,6 +260,9 @@ class DiscordServer(FakeServer):
             return self._json({"message": "404: Not Found", "code": 0}, 404)
         path = path[len(API):]
         with self._data_lock:
+            if path == "/users/@me":
+                return self._json({**self.bot_user, "bot": True, "verified": True, "mfa_enabled": False, "locale": "en-US",
+                                   "email": None})
             if m := re.fullmatch(r"/channels/(\d+)", path):
                 return self._channel(m.group(1)) or self._json(self.channels[m.group(1)])
             if m := re.fullmatch(r"/channels/(\d+)/messages", path):
@@ -349,8 +355,12 @@ def demo_source(now: float) -> DemoSource:
     for channel in data["channels"]:
         server.add_channel(guild, channel["name"], channel["id"], type=channel.get("type", TEXT))
     ids = {c["name"]: c["id"] for c in data["channels"]}  # events name channels, threads and messages by key
+    # Snowflakes carry their time, and the connector's first run reads the last day by snowflake: the ids must be
+    # recent. Counting back from the full hour keeps them (and the tail of each snowflake, counted per message) the
+    # same for every demo run within that hour.
+    hour = now - now % 3600
     for event in data["events"]:  # in order: a thread needs its starter, a reply its parent
-        at = now - event["minutes_ago"] * 60
+        at = hour - event["minutes_ago"] * 60
         channel = ids.get(event["channel"], event["channel"])
         if event.get("thread"):
             starter = ids[event["starter"]] if event.get("starter") else None

@@ -1,6 +1,6 @@
 """A fake Mastodon instance (4.x REST API, the read side), standard library only.
 
-It serves `/api/v1/timelines/tag/:tag`, `/api/v1/notifications`
+It serves `/api/v1/accounts/verify_credentials`, `/api/v1/timelines/tag/:tag`, `/api/v1/notifications`
 (`types[]`/`exclude_types[]`), `/api/v2/search` (`type=statuses`,
 `offset`, `min_id`/`max_id`) and `/api/v1/statuses/:id/context` the way
 Mastodon does, as recorded by Mastodon.py's test suite: numeric string ids
@@ -26,7 +26,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from .server import DemoSource, FakeServer, Request, Response
 
@@ -102,16 +102,19 @@ class MastodonServer(FakeServer):
 
     def post(self, account: str, text: str, *, at: float | None = None, in_reply_to: str | int | None = None,
              spoiler: str = "", language: str | None = "en", visibility: str = "public", card_url: str | None = None,
-             poll: list[str] | None = None, arrived: float | None = None) -> dict[str, Any]:
+             poll: list[str] | None = None, arrived: float | None = None, id: int | None = None) -> dict[str, Any]:
         """Publish `text` (plain text; rendered to Mastodon's HTML) as `account`, dated `at`.
 
         `arrived` (default `at`) is when the instance received it: a remote
         status arriving late keeps the id of its publication time, and its
-        mention notification is dated on arrival.
+        mention notification is dated on arrival. `id` overrides the id
+        (sample data keeps its ids from one demo run to the next).
         """
         with self._data_lock:
             at = time.time() if at is None else at
-            status_id = self.snowflake(at)
+            status_id = id if id is not None else self.snowflake(at)
+            if status_id in self.statuses:
+                raise ValueError(f"status {status_id} exists")
             author = self.accounts[account]
             parent = self.statuses.get(int(in_reply_to)) if in_reply_to is not None else None
             if in_reply_to is not None and parent is None:
@@ -251,11 +254,14 @@ class MastodonServer(FakeServer):
                 return self._json({"error": "The access token is invalid"}, 401)
             path = request.path.rstrip("/")
             if m := re.fullmatch(r"/api/v1/timelines/tag/([^/]+)", path):
-                from urllib.parse import unquote
-
                 tag = unquote(m.group(1)).lower()
                 chosen = [s for s in self._sorted() if tag in s["tags"] and s["visibility"] == "public"]
                 return self._paged(request, path, chosen, lambda s: s["id"], self.render, default=20, maximum=40)
+            if path == "/api/v1/accounts/verify_credentials":
+                if viewer is None:
+                    return self._json({"error": "The access token is invalid"}, 401)
+                return self._json({**self.accounts[viewer], "source": {"privacy": "public", "sensitive": False, "language": "",
+                                                                       "note": "", "fields": [], "follow_requests_count": 0}})
             if path == "/api/v1/notifications":
                 if viewer is None:
                     return self._json({"error": "The access token is invalid"}, 401)
@@ -381,6 +387,7 @@ def _poll(stored: dict[str, Any]) -> dict[str, Any]:
 # -- earful demo ---------------------------------------------------------------------------
 
 DEMO_TOKEN_VAR = "EARFUL_DEMO_MASTODON_TOKEN"
+DEMO_ID_EPOCH = 1_793_491_200  # 2026-11-01T00:00:00Z
 
 
 def demo_source(now: float) -> DemoSource:
@@ -396,10 +403,13 @@ def demo_source(now: float) -> DemoSource:
         accounts[account["acct"]] = server.add_account(name, domain or None, display_name=account.get("display_name", ""),
                                                        token=account.get("token"))
     posted: dict[str, str] = {}
-    for status in data["statuses"]:
+    for n, status in enumerate(data["statuses"]):
         reply_to = posted[status["reply_to"]] if status.get("reply_to") else None
+        # Ids made from a fixed moment, in the file's (chronological) order, stay the same from one demo run to the
+        # next, so a repeated demo finds nothing new; the dates still follow the demo's clock.
         made = server.post(accounts[status["acct"]], status["text"], at=now - status["minutes_ago"] * 60, in_reply_to=reply_to,
-                           spoiler=status.get("spoiler", ""), language=status.get("language", "en"), card_url=status.get("card"))
+                           spoiler=status.get("spoiler", ""), language=status.get("language", "en"), card_url=status.get("card"),
+                           id=(int((DEMO_ID_EPOCH + 60 * n) * 1000) << 16) | n)
         if status.get("key"):
             posted[status["key"]] = made["id"]
     token = next(a["token"] for a in data["accounts"] if a.get("token"))

@@ -17,7 +17,12 @@ is to catch what the real Slack would reject or answer differently:
   `include_all_metadata` is set, and pages with an opaque `cursor` /
   `response_metadata.next_cursor` ("" on the last page);
 * Block Kit limits that Slack enforces (50 blocks, section text 3000, field
-  2000, header 150, 10 context elements) are checked on every post.
+  2000, header 150, 10 context elements) are checked on every post;
+* file uploads follow the three steps `files_upload_v2` takes:
+  files.getUploadURLExternal (filename, length) answers an upload URL and a
+  file id, the bytes are POSTed to that URL (no token: the URL is the
+  credential), and files.completeUploadExternal (files=[{id, title}],
+  channel_id) shares the file, which posts a message carrying it.
 
 Standard library only: the demo ships it.
 """
@@ -162,7 +167,10 @@ class SlackServer(FakeServer):
             "chat.update": self._update,
             "conversations.history": self._conversations_history,
             "conversations.list": self._conversations_list,
+            "files.getUploadURLExternal": self._get_upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }
+        self._uploads: dict[str, dict[str, Any]] = {}  # file id -> pending or completed upload
         for channel_id, name in (DEFAULT_CHANNELS if channels is None else channels).items():
             self.add_channel(name, channel_id)
 
@@ -240,7 +248,19 @@ class SlackServer(FakeServer):
         ]
 
     # -- HTTP -----------------------------------------------------------------
+    def uploaded_files(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Completed uploads (shared to `channel`, id or #name, if given), oldest first; `data` holds the bytes."""
+        with self._data:
+            found = self._channel(channel, by_name=True) if channel is not None else None
+            if channel is not None and found is None:
+                return []
+            return [copy.deepcopy(u) for u in self._uploads.values()
+                    if u.get("completed") and (found is None or found["id"] in u["channels"])]
+
     def handle(self, request: Request) -> Response:
+        if request.path.startswith("/upload/v1/"):
+            with self._data:
+                return self._receive_upload(request)
         method = request.path.removeprefix("/api/") if request.path.startswith("/api/") else ""
         params = self._params(request)
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip() or params.get("token")
@@ -451,3 +471,59 @@ class SlackServer(FakeServer):
         page, rest = visible[:limit], visible[limit:]
         next_cursor = _encode_cursor(f"team:{rest[0]['id']}") if rest else ""
         return self._ok(channels=copy.deepcopy(page), response_metadata={"next_cursor": next_cursor})
+
+    # -- file uploads (files_upload_v2) -----------------------------------------
+    def _get_upload_url(self, params: dict[str, Any]) -> Response:
+        filename = str(params.get("filename") or "")
+        try:
+            length = int(params.get("length"))
+        except (TypeError, ValueError):
+            length = 0
+        if not filename or length <= 0:
+            return self._error("invalid_arguments", response_metadata={"messages": ["[ERROR] filename and a positive length are required"]})
+        file_id = f"F0{secrets.token_hex(5).upper()}"
+        self._uploads[file_id] = {"id": file_id, "name": filename, "length": length, "alt_txt": params.get("alt_txt"),
+                                  "data": None, "completed": False, "channels": []}
+        return self._ok(upload_url=f"{self.url}/upload/v1/{file_id}", file_id=file_id)
+
+    def _receive_upload(self, request: Request) -> Response:
+        file_id = request.path.removeprefix("/upload/v1/")
+        upload = self._uploads.get(file_id)
+        if request.method != "POST" or upload is None or upload["completed"]:
+            return Response(404, b"not found", {"Content-Type": "text/plain"})
+        if len(request.body) != upload["length"]:
+            return Response(400, f"expected {upload['length']} bytes, got {len(request.body)}".encode(), {"Content-Type": "text/plain"})
+        upload["data"] = request.body
+        return Response(200, f"OK - {len(request.body)}".encode(), {"Content-Type": "text/plain"})
+
+    def _complete_upload(self, params: dict[str, Any]) -> Response:
+        files = _json_arg(params.get("files"))
+        if not isinstance(files, list) or not files or not all(isinstance(f, dict) and f.get("id") for f in files):
+            return self._error("invalid_arguments")
+        for entry in files:
+            upload = self._uploads.get(str(entry["id"]))
+            if upload is None or upload["data"] is None or upload["completed"]:
+                return self._error("file_not_found")
+        channel = None
+        if params.get("channel_id"):
+            channel = self._channel(str(params["channel_id"]), by_name=False)  # ids only, as on Slack
+            if channel is None or (channel["is_private"] and not channel["is_member"]):
+                return self._error("channel_not_found")
+            if not channel["is_member"]:
+                return self._error("not_in_channel")
+        shared = []
+        for entry in files:
+            upload = self._uploads[str(entry["id"])]
+            is_png = upload["data"].startswith(b"\x89PNG\r\n\x1a\n")
+            upload.update(completed=True, title=entry.get("title") or upload["name"], created=int(time.time()),
+                          mimetype="image/png" if is_png else "application/octet-stream", filetype="png" if is_png else "binary",
+                          size=len(upload["data"]), user=self.bot_user_id, channels=[channel["id"]] if channel else [])
+            shared.append({k: upload[k] for k in ("id", "name", "title", "mimetype", "filetype", "size", "created", "user", "channels")})
+        if channel is not None:
+            message = {"user": self.bot_user_id, "type": "message", "ts": self._next_ts(), "bot_id": self.bot_id,
+                       "text": str(params.get("initial_comment") or ""), "team": self.team_id, "upload": True,
+                       "files": copy.deepcopy(shared)}
+            if params.get("thread_ts"):
+                message["thread_ts"] = str(params["thread_ts"])
+            self._history[channel["id"]].append(message)
+        return self._ok(files=[{"id": f["id"], "title": f["title"]} for f in shared])

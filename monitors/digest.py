@@ -1,0 +1,899 @@
+"""Marketing digests: what a day or a week looked like, from state.db alone.
+
+A digest is computed, never accumulated: everything in it is a query over
+what earful already stores (items, matches, queries, runs, monitor_state,
+the outbox), so a digest sent late, re-sent, or previewed with
+`earful digest --dry-run` shows the same numbers, and every item of the
+period counts whether or not its alert was delivered (flood control holds
+alerts back; it never hides items from the digest).
+
+What is counted, and why:
+
+* volume = items first seen in the period (`items.first_seen_at`), by
+  source and by label, against the period before; the brand's own posts
+  are not mentions and are left out;
+* reviews = items of kind `review`, per review site, with their average
+  rating (reviews without a rating count, but do not move the average);
+* top items = clusters with activity in the period, ranked by the number of
+  places the item appeared (crossposts), then severity, then recency;
+* reply SLA = `report.kpis` for queries seen in the period, plus the
+  queries still unanswered at the end of it;
+* channels = monitors whose runs failed in the period, that did not run at
+  all, or that are (or were) unwatched: a quiet week caused by a dead
+  channel, or by a dead cron job, must say so;
+* held = alerts that flood control held back in the period.
+
+Scheduling: each digest has a cron `schedule`; the period ends at the slot
+that fired (not at the moment the tick ran), so a digest sent an hour late
+still covers exactly Monday 09:00 to Monday 09:00. One row per (digest,
+slot, destination) in `digest_runs` makes each delivery happen once, with
+retries and back-off per destination, like the outbox.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from earful.connectors.base import Mention
+from earful.rules.models import SEVERITY_ORDER, Names
+
+from .store import Store, iso, parse_iso
+
+if TYPE_CHECKING:
+    from earful.alerts.base import DeliveryError, Destination
+
+    from .config import Config
+    from .outbox import DestinationPool
+    from .report import ChannelKpis
+
+log = logging.getLogger("earful.digest")
+
+Period = Literal["day", "week"]
+PERIOD_DAYS: dict[str, int] = {"day": 1, "week": 7}
+DEFAULT_SCHEDULES: dict[str, str] = {"day": "0 9 * * *", "week": "0 9 * * 1"}
+# A digest that has never been sent goes out only if its slot fired this
+# recently: adding a Monday digest on a Wednesday must not send one on the spot.
+FIRST_SEND_GRACE = timedelta(hours=1)
+CHART_DAYS = 7  # a daily digest still charts a week, so the day can be compared with its neighbours
+LIST_LIMIT = 10  # unanswered queries, held items, spikes shown (the totals are always complete)
+FIRST_BACKOFF = timedelta(seconds=30)
+
+
+# -- configuration -------------------------------------------------------------
+
+
+class DigestFilters(BaseModel):
+    """Narrow a digest; empty means everything. Within one key any value
+    matches; across keys all must match (sources g2 AND label complaint)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    monitors: Names = ()
+    sources: Names = ()
+    rules: Names = Field(default=(), description="Rule ids, or pack/rule.")
+    labels: Names = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.monitors or self.sources or self.rules or self.labels)
+
+    def describe(self) -> str:
+        parts = [f"{key} {', '.join(values)}" for key, values in
+                 (("monitors", self.monitors), ("sources", self.sources), ("rules", self.rules), ("labels", self.labels))
+                 if values]
+        return "; ".join(parts)
+
+
+class DigestConfig(BaseModel):
+    """One entry under `digests:` in cron.yaml.
+
+    ```yaml
+    digests:
+      marketing-weekly:
+        schedule: "0 9 * * 1"        # default: Mondays 09:00 (week), daily 09:00 (day)
+        period: week                  # day | week
+        destinations: [marketing, marketing-email]
+        filters: {sources: [g2, trustpilot], labels: [complaint]}
+    ```
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "digest"  # the key under `digests:`; see `configured`
+    schedule: str
+    period: Period = "week"
+    destinations: Names = Field(min_length=1)
+    filters: DigestFilters = Field(default_factory=DigestFilters)
+    top_items: int = Field(default=10, ge=1, le=25, description="How many top items to list.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_schedule(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("schedule") is None:
+            period = data.get("period", "week")
+            return {**data, "schedule": DEFAULT_SCHEDULES.get(period, DEFAULT_SCHEDULES["week"])}
+        return data
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"'{value}' is not a valid cron expression (five fields, e.g. \"0 9 * * 1\")")
+        return value
+
+
+def configured(config: "Config") -> list[DigestConfig]:
+    """The digests of cron.yaml, each named after its key."""
+    digests = getattr(config.settings, "digests", None) or {}
+    return [d if d.name == name else d.model_copy(update={"name": name}) for name, d in digests.items()]
+
+
+def can_receive(destination_type: str) -> bool:
+    """Slack and the console render digests themselves; any other type needs `send_email`."""
+    if destination_type in ("slack", "console"):
+        return True
+    from earful import alerts
+
+    try:
+        return hasattr(alerts.load(destination_type), "send_email")
+    except (KeyError, ImportError):
+        return False
+
+
+def config_problems(digests: Mapping[str, DigestConfig], destinations: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+    """(location, message) for every digest destination that is undefined or cannot take a digest.
+
+    `destinations` maps names to `DestinationConfig` (anything with `.type`).
+    """
+    problems = []
+    for name, digest in digests.items():
+        for index, dest in enumerate(digest.destinations):
+            loc = ("digests", name, "destinations", index)
+            spec = destinations.get(dest)
+            if spec is None:
+                defined = ", ".join(sorted(destinations)) or "none"
+                problems.append((loc, f"digest '{name}': destination '{dest}' is not defined under 'destinations:' (defined: {defined})"))
+            elif not can_receive(spec.type):
+                problems.append((loc, f"digest '{name}': destination '{dest}' (type {spec.type}) cannot receive digests; "
+                                      "use a slack, email or console destination"))
+    return problems
+
+
+# -- the digest as data ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """A count in this period against the same count in the period before."""
+
+    name: str
+    current: int
+    previous: int
+
+    @property
+    def delta(self) -> int:
+        return self.current - self.previous
+
+    @property
+    def pct(self) -> float | None:
+        return None if self.previous == 0 else 100.0 * self.delta / self.previous
+
+
+@dataclass(frozen=True)
+class ReviewSite:
+    source: str
+    site: str
+    count: int
+    rated: int
+    average: float | None
+    previous_average: float | None
+    previous_count: int
+
+
+@dataclass(frozen=True)
+class TopItem:
+    mention: Mention
+    cluster: str
+    places: int
+    severity: str | None
+    labels: tuple[str, ...]
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True)
+class OpenQuery:
+    mention: Mention
+    posted_at: datetime
+    deadline: datetime
+    status: str  # open | unanswered
+
+    def breached(self, at: datetime) -> bool:
+        return self.deadline <= at
+
+
+@dataclass(frozen=True)
+class ChannelProblem:
+    monitor: str
+    connector: str
+    runs: int
+    failures: int
+    unwatched_since: datetime | None  # still unwatched at the end of the period
+    incidents: tuple[str, ...]  # "channel unwatched" reasons raised in the period
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class HeldItem:
+    mention: Mention
+    destinations: tuple[str, ...]
+    held_at: datetime
+
+
+@dataclass(frozen=True)
+class SpikeNote:
+    dimension: str
+    value: str
+    hour: datetime
+    count: int
+    mean: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Everything one digest says, already counted; the renderers only format it."""
+
+    name: str
+    period: str
+    start: datetime
+    end: datetime
+    tz: tzinfo
+    filters: DigestFilters
+    total: Change
+    by_source: tuple[Change, ...]
+    by_label: tuple[Change, ...]
+    days: tuple[datetime, ...]  # local start of each charted day (a week, or the period if longer)
+    daily: dict[str, tuple[int, ...]]  # source -> mentions per charted day
+    reviews: tuple[ReviewSite, ...]
+    top_items: tuple[TopItem, ...]
+    sla: tuple["ChannelKpis", ...]
+    unanswered: tuple[OpenQuery, ...]
+    unanswered_total: int
+    unanswered_breached: int
+    channels: tuple[ChannelProblem, ...]
+    channels_watched: int
+    held: tuple[HeldItem, ...]
+    held_total: int
+    spikes: tuple[SpikeNote, ...] = ()
+
+    @property
+    def quiet(self) -> bool:
+        """No new mentions: still a digest worth sending (and it says why it may be quiet)."""
+        return self.total.current == 0
+
+    @property
+    def key(self) -> str:
+        return f"digest:{self.name}:{iso(self.end)}"
+
+    @property
+    def reviews_total(self) -> int:
+        return sum(r.count for r in self.reviews)
+
+    @property
+    def reviews_average(self) -> float | None:
+        rated = sum(r.rated for r in self.reviews)
+        if not rated:
+            return None
+        return sum((r.average or 0.0) * r.rated for r in self.reviews) / rated
+
+
+# -- periods -----------------------------------------------------------------------
+
+
+def _wall_shift(moment: datetime, tz: tzinfo, days: int) -> datetime:
+    """`moment` moved by whole days of wall-clock time in `tz` (a week is 7 local days, DST or not)."""
+    local = moment.astimezone(tz).replace(tzinfo=None) + timedelta(days=days)
+    return local.replace(tzinfo=tz).astimezone(timezone.utc)
+
+
+def period_bounds(end: datetime, period: str, tz: tzinfo) -> tuple[datetime, datetime, datetime]:
+    """(previous start, start, end) in UTC for the period ending at `end`."""
+    days = PERIOD_DAYS[period]
+    start = _wall_shift(end, tz, -days)
+    return _wall_shift(start, tz, -days), start, end.astimezone(timezone.utc)
+
+
+def slot(digest: DigestConfig, now: datetime, tz: tzinfo) -> datetime:
+    """The latest time at or before `now` the digest's schedule fired: the end of its period."""
+    from .schedule import last_fire
+
+    return last_fire(digest.schedule, now, tz).astimezone(timezone.utc)
+
+
+# -- building -------------------------------------------------------------------------
+
+
+def _in(column: str, values: Sequence[str]) -> tuple[str, list[str]]:
+    return f"{column} in ({', '.join('?' for _ in values)})", list(values)
+
+
+def item_filter(filters: DigestFilters, alias: str = "i") -> tuple[str, list[Any]]:
+    """SQL (and parameters) selecting the items a digest covers: not the brand's own, and within `filters`."""
+    clauses, params = [f"{alias}.author_is_brand = 0"], []
+    for column, values in ((f"{alias}.monitor", filters.monitors), (f"{alias}.source", filters.sources)):
+        if values:
+            sql, args = _in(column, values)
+            clauses.append(sql)
+            params += args
+    if filters.rules:
+        ids, qualified = _in("fm.rule_id", filters.rules), _in("(fm.pack || '/' || fm.rule_id)", filters.rules)
+        clauses.append(f"exists (select 1 from matches fm where fm.item_key = {alias}.key and ({ids[0]} or {qualified[0]}))")
+        params += ids[1] + qualified[1]
+    if filters.labels:
+        sql, args = _in("fl.value", filters.labels)
+        clauses.append(f"exists (select 1 from matches fm, json_each(fm.labels) fl where fm.item_key = {alias}.key and {sql})")
+        params += args
+    return " and ".join(clauses), params
+
+
+def _changes(current: Mapping[str, int], previous: Mapping[str, int]) -> tuple[Change, ...]:
+    names = set(current) | set(previous)
+    found = [Change(n, current.get(n, 0), previous.get(n, 0)) for n in names]
+    return tuple(sorted(found, key=lambda c: (-c.current, -c.previous, c.name)))
+
+
+def build(config: "Config", store: Store, period_end: datetime, period: str, filters: DigestFilters | None = None, *,
+          name: str = "digest", top: int = 10) -> Digest:
+    """Count everything the digest for the period ending at `period_end` shows. Reads only."""
+    filters = filters or DigestFilters()
+    tz = config.timezone
+    prev_start, start, end = period_bounds(period_end, period, tz)
+    chart_days = max(PERIOD_DAYS[period], CHART_DAYS)
+    since = min(prev_start, _wall_shift(end, tz, -chart_days))
+    where, params = item_filter(filters)
+    rows = store._rows(
+        f"select i.key, i.cluster, i.source, i.site, i.kind, i.rating, i.first_seen_at from items i "
+        f"where i.first_seen_at >= ? and i.first_seen_at < ? and {where}", [iso(since), iso(end), *params])
+    current = [r for r in rows if r["first_seen_at"] >= iso(start)]
+    previous = [r for r in rows if iso(prev_start) <= r["first_seen_at"] < iso(start)]
+    verdicts = _verdicts(store, prev_start, end, where, params)
+    labels = {key: v[1] for key, v in verdicts.items()}
+    days = tuple(_wall_shift(end, tz, -chart_days + i) for i in range(chart_days))
+    return Digest(
+        name=name, period=period, start=start, end=end, tz=tz, filters=filters,
+        total=Change("mentions", len(current), len(previous)),
+        by_source=_changes(_count(r["source"] for r in current), _count(r["source"] for r in previous)),
+        by_label=_changes(_count(l for r in current for l in labels.get(r["key"], ())),
+                          _count(l for r in previous for l in labels.get(r["key"], ()))),
+        days=tuple(d.astimezone(tz) for d in days),
+        daily=_daily([r for r in rows if r["first_seen_at"] >= iso(days[0])], days),
+        reviews=_reviews(current, previous),
+        top_items=_top_items(store, current, verdicts, start, end, where, params, top),
+        sla=_sla(config, store, start, end, filters),
+        **_unanswered(store, start, end, where, params),
+        **_channels(config, store, start, end, filters),
+        **_held(store, start, end, where, params),
+        spikes=_spikes(store, start, end, filters),
+    )
+
+
+def _count(values) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
+def _verdicts(store: Store, since: datetime, until: datetime, where: str, params: list[Any]
+              ) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """(highest severity, labels) per item key, over every rule that matched it."""
+    rows = store._rows(
+        f"select m.item_key, m.severity, m.labels from matches m join items i on i.key = m.item_key "
+        f"where i.first_seen_at >= ? and i.first_seen_at < ? and {where}", [iso(since), iso(until), *params])
+    found: dict[str, tuple[str, dict[str, None]]] = {}
+    for row in rows:
+        severity, labels = found.get(row["item_key"], (row["severity"], {}))
+        if SEVERITY_ORDER.get(row["severity"], 1) > SEVERITY_ORDER.get(severity, 1):
+            severity = row["severity"]
+        labels.update(dict.fromkeys(json.loads(row["labels"] or "[]")))
+        found[row["item_key"]] = (severity, labels)
+    return {key: (severity, tuple(labels)) for key, (severity, labels) in found.items()}
+
+
+def _worst(severities) -> str | None:
+    return max(severities, key=lambda s: SEVERITY_ORDER.get(s, 1), default=None)
+
+
+def _daily(rows: list[dict[str, Any]], days: tuple[datetime, ...]) -> dict[str, tuple[int, ...]]:
+    """Mentions per source per local day (buckets start at `days`; the last runs to the period end)."""
+    stamps = [iso(d) for d in days]
+    series: dict[str, list[int]] = {}
+    for row in rows:
+        index = bisect.bisect_right(stamps, row["first_seen_at"]) - 1
+        series.setdefault(row["source"], [0] * len(days))[max(index, 0)] += 1
+    return {source: tuple(values) for source, values in sorted(series.items())}
+
+
+def _reviews(current: list[dict[str, Any]], previous: list[dict[str, Any]]) -> tuple[ReviewSite, ...]:
+    def per_site(rows):
+        sites: dict[tuple[str, str], list[float | None]] = {}
+        for row in rows:
+            if row["kind"] == "review":
+                sites.setdefault((row["source"], row["site"] or ""), []).append(row["rating"])
+        return sites
+
+    now, before = per_site(current), per_site(previous)
+
+    def average(ratings: list[float | None]) -> float | None:
+        rated = [r for r in ratings if r is not None]
+        return sum(rated) / len(rated) if rated else None
+
+    found = []
+    for (source, site), ratings in now.items():
+        old = before.get((source, site), [])
+        found.append(ReviewSite(source, site, len(ratings), sum(r is not None for r in ratings), average(ratings),
+                                average(old), len(old)))
+    return tuple(sorted(found, key=lambda r: (-r.count, r.source, r.site)))
+
+
+def _top_items(store: Store, current: list[dict[str, Any]], verdicts: Mapping[str, tuple[str, tuple[str, ...]]],
+               start: datetime, end: datetime, where: str, params: list[Any], top: int) -> tuple[TopItem, ...]:
+    """Clusters active in the period: most places first, then the most severe, then the most recent."""
+    if not current:
+        return ()
+    clusters: dict[str, dict[str, Any]] = {}
+    for row in current:
+        entry = clusters.setdefault(row["cluster"], {"first": row, "last": row["first_seen_at"]})
+        if row["first_seen_at"] < entry["first"]["first_seen_at"]:
+            entry["first"] = row
+        entry["last"] = max(entry["last"], row["first_seen_at"])
+    places = {r["cluster"]: r["n"] for r in store._rows(
+        f"select c.cluster, count(*) n from items c where c.cluster in (select i.cluster from items i "
+        f"where i.first_seen_at >= ? and i.first_seen_at < ? and {where}) group by c.cluster", [iso(start), iso(end), *params])}
+    severity: dict[str, str | None] = {}
+    labels: dict[str, dict[str, None]] = {}
+    for row in current:
+        verdict = verdicts.get(row["key"])
+        if verdict is not None:
+            severity[row["cluster"]] = _worst([verdict[0], *filter(None, [severity.get(row["cluster"])])])
+            labels.setdefault(row["cluster"], {}).update(dict.fromkeys(verdict[1]))
+
+    def rank(cluster: str):
+        worst = severity.get(cluster)
+        weight = SEVERITY_ORDER.get(worst, 1) + 1 if worst else 0  # unmatched items rank below "low"
+        return (-places.get(cluster, 1), -weight, -parse_iso(clusters[cluster]["last"]).timestamp(), cluster)
+
+    found = []
+    for cluster in sorted(clusters, key=rank)[:top]:
+        mention = store.item(clusters[cluster]["first"]["key"])
+        if mention is None:
+            continue
+        found.append(TopItem(mention, cluster, places.get(cluster, 1), severity.get(cluster),
+                             tuple(labels.get(cluster, ())), parse_iso(clusters[cluster]["last"])))
+    return tuple(found)
+
+
+def _sla(config: "Config", store: Store, start: datetime, end: datetime, filters: DigestFilters) -> tuple["ChannelKpis", ...]:
+    """`report.kpis` for queries seen in the period, judged at its end.
+
+    kpis groups by channel (source), so only a `sources` filter narrows
+    it; monitor, rule and label filters do not apply to SLA figures.
+    """
+    from .report import kpis
+
+    rows = kpis(config, store, start, end)
+    if filters.sources:
+        rows = [r for r in rows if r.channel in filters.sources]
+    return tuple(sorted(rows, key=lambda r: (-r.queries, r.channel)))
+
+
+def _unanswered(store: Store, start: datetime, end: datetime, where: str, params: list[Any]) -> dict[str, Any]:
+    """Queries nobody from the brand answered: still open, or given up on during the period."""
+    rows = store._rows(
+        f"select q.item_key, q.posted_at, q.deadline, q.status from queries q join items i on i.key = q.item_key "
+        f"where q.seen_at < ? and (q.status = 'open' or (q.status = 'unanswered' and q.closed_at >= ?)) and {where} "
+        f"order by q.deadline, q.item_key", [iso(end), iso(start), *params])
+    listed = []
+    for row in rows[:LIST_LIMIT]:
+        mention = store.item(row["item_key"])
+        if mention is not None:
+            listed.append(OpenQuery(mention, parse_iso(row["posted_at"]), parse_iso(row["deadline"]), row["status"]))
+    breached = sum(row["deadline"] <= iso(end) for row in rows)
+    return {"unanswered": tuple(listed), "unanswered_total": len(rows), "unanswered_breached": breached}
+
+
+def _channels(config: "Config", store: Store, start: datetime, end: datetime, filters: DigestFilters) -> dict[str, Any]:
+    """Monitors that failed runs or went unwatched in the period (and how many were watched at all)."""
+    runs = {r["monitor"]: r for r in store._rows(
+        "select monitor, count(*) runs, sum(status in ('failed', 'crashed')) failures from runs "
+        "where started_at >= ? and started_at < ? group by monitor", [iso(start), iso(end)])}
+    errors = {r["monitor"]: r["error"] for r in store._rows(
+        "select monitor, error from runs r where status in ('failed', 'crashed') and started_at >= ? and started_at < ? "
+        "and id = (select max(id) from runs x where x.monitor = r.monitor and x.status in ('failed', 'crashed') "
+        "and x.started_at >= ? and x.started_at < ?)", [iso(start), iso(end), iso(start), iso(end)])}
+    incidents: dict[str, dict[str, None]] = {}
+    for row in store._rows("select monitor, payload from outbox where kind = 'health' and created_at >= ? and created_at < ?",
+                           [iso(start), iso(end)]):
+        payload = json.loads(row["payload"] or "{}")
+        for mention in payload.get("mentions") or ():
+            if str(mention.get("external_id", "")).endswith(":unwatched"):
+                incidents.setdefault(row["monitor"], {})[mention.get("text") or "unwatched"] = None
+    states = store.all_monitor_states()
+    names = [n for n, m in config.monitors.items() if m.common.enabled]
+    names += [n for n in runs if n not in config.monitors]
+    if filters.monitors:
+        names = [n for n in names if n in filters.monitors]
+    problems = []
+    for name in names:
+        state = states.get(name, {})
+        since = parse_iso(state.get("health_since")) if state.get("health") == "unwatched" else None
+        unwatched = since if since is not None and since < end else None
+        run = runs.get(name, {})
+        failures = run.get("failures") or 0
+        if failures or unwatched or name in incidents or not run.get("runs"):
+            monitor = config.monitors.get(name)
+            problems.append(ChannelProblem(name, monitor.connector if monitor else "removed", run.get("runs") or 0, failures,
+                                           unwatched, tuple(incidents.get(name, ())), errors.get(name)))
+    problems.sort(key=lambda p: (p.unwatched_since is None, -p.failures, p.monitor))
+    return {"channels": tuple(problems), "channels_watched": len(names)}
+
+
+def _held(store: Store, start: datetime, end: datetime, where: str, params: list[Any]) -> dict[str, Any]:
+    """Alerts flood control held back in the period, one entry per item (whatever the destinations)."""
+    rows = store._rows(
+        f"select o.cluster, o.destination, o.created_at from outbox o join items i on i.key = o.cluster "
+        f"where o.status = 'held' and o.kind in ('alert', 'escalation') and o.created_at >= ? and o.created_at < ? "
+        f"and {where} order by o.created_at, o.id", [iso(start), iso(end), *params])
+    clusters: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = clusters.setdefault(row["cluster"], {"at": row["created_at"], "destinations": {}})
+        entry["destinations"][row["destination"]] = None
+    listed = []
+    for cluster, entry in list(clusters.items())[:LIST_LIMIT]:
+        mention = store.item(cluster)
+        if mention is not None:
+            listed.append(HeldItem(mention, tuple(entry["destinations"]), parse_iso(entry["at"])))
+    return {"held": tuple(listed), "held_total": len(clusters)}
+
+
+def _spikes(store: Store, start: datetime, end: datetime, filters: DigestFilters) -> tuple[SpikeNote, ...]:
+    """Volume spikes raised in the period (see spikes.py); with filters, only the selected keys."""
+    if not _has_table(store, "spike_alerts"):
+        return ()
+    rows = store._rows("select * from spike_alerts where hour >= ? and hour < ? order by hour, dimension, value",
+                       [iso(start), iso(end)])
+    wanted = {"monitor": filters.monitors, "source": filters.sources, "rule": filters.rules}
+    notes = []
+    for row in rows:
+        selected = wanted.get(row["dimension"]) or ()
+        if not filters.empty and row["value"] not in selected:
+            continue
+        notes.append(SpikeNote(row["dimension"], row["value"], parse_iso(row["hour"]), row["count"], row["mean"], row["threshold"]))
+    return tuple(notes)
+
+
+def _has_table(store: Store, name: str) -> bool:
+    return store._one("select 1 x from sqlite_master where type = 'table' and name = ?", [name]) is not None
+
+
+# -- scheduling ------------------------------------------------------------------------
+
+DIGEST_RUNS_DDL = """
+create table if not exists digest_runs (
+    digest text not null,
+    period_end text not null,
+    destination text not null,
+    period_start text not null,
+    status text not null,              -- sending | pending | delivered
+    attempts integer not null default 0,
+    message_id text,                   -- remote id of the message, once the destination accepted it
+    chart_done integer not null default 0,
+    next_attempt_at text,
+    last_attempt_at text,
+    last_error text,
+    permanent_error integer not null default 0,
+    created_at text not null,
+    delivered_at text,
+    primary key (digest, period_end, destination)
+)"""
+
+
+def ensure_table(store: Store) -> None:
+    """Create `digest_runs` on first use (the same DDL can become a migration)."""
+    with store.db.atomic():
+        store.db.execute(DIGEST_RUNS_DDL)
+
+
+def _run_rows(store: Store, name: str, end: datetime) -> dict[str, dict[str, Any]]:
+    if not _has_table(store, "digest_runs"):
+        return {}
+    rows = store._rows("select * from digest_runs where digest = ? and period_end = ?", [name, iso(end)])
+    return {r["destination"]: r for r in rows}
+
+
+def _ever_sent(store: Store, name: str) -> bool:
+    return _has_table(store, "digest_runs") and store._one("select 1 x from digest_runs where digest = ? limit 1", [name]) is not None
+
+
+def _wants(row: dict[str, Any] | None, now: datetime) -> bool:
+    if row is None:
+        return True
+    if row["status"] == "delivered":
+        return False
+    return row["next_attempt_at"] is None or row["next_attempt_at"] <= iso(now)
+
+
+def due(config: "Config", store: Store, now: datetime, digests: Sequence[DigestConfig] | None = None) -> list[DigestConfig]:
+    """Digests whose latest slot still owes a delivery to one of their destinations. Reads only.
+
+    Only the latest slot counts: a machine that was off for three weeks
+    sends one digest (the latest period), not three. `digests` defaults to
+    those of cron.yaml.
+    """
+    found = []
+    for digest in configured(config) if digests is None else digests:
+        end = slot(digest, now, config.timezone)
+        rows = _run_rows(store, digest.name, end)
+        if not rows and now - end > FIRST_SEND_GRACE and not _ever_sent(store, digest.name):
+            continue
+        if any(_wants(rows.get(dest), now) for dest in digest.destinations):
+            found.append(digest)
+    return found
+
+
+def next_wake(config: "Config", store: Store, now: datetime,
+              digests: Sequence[DigestConfig] | None = None) -> datetime | None:
+    """When a digest can next be due (its next slot, or a retry), for the idle-tick cache."""
+    from .schedule import next_due
+
+    times = []
+    for digest in configured(config) if digests is None else digests:
+        times.append(next_due(digest.schedule, now, now, config.timezone))
+        rows = _run_rows(store, digest.name, slot(digest, now, config.timezone))
+        times += [parse_iso(r["next_attempt_at"]) for r in rows.values() if r["status"] != "delivered" and r["next_attempt_at"]]
+    return min(times) if times else None
+
+
+# -- sending ----------------------------------------------------------------------------
+
+
+@dataclass
+class Delivery:
+    destination: str
+    status: str  # delivered | already | waiting | failed | dry-run
+    remote_id: str | None = None
+    error: str | None = None
+    permanent: bool = False
+
+
+@dataclass
+class SendReport:
+    digest: Digest
+    chart: bytes | None
+    chart_error: str | None
+    deliveries: list[Delivery] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Delivery]:
+        return [d for d in self.deliveries if d.status == "failed"]
+
+
+def kind_of(destination: "Destination") -> str | None:
+    """How a destination takes a digest: slack, email (anything with `send_email`), console; None if it cannot."""
+    if destination.type == "slack":
+        return "slack"
+    if hasattr(destination, "send_email"):
+        return "email"
+    if destination.type == "console":
+        return "console"
+    return None
+
+
+def render_chart(digest: Digest) -> tuple[bytes | None, str | None]:
+    """(PNG, None), or (None, why) when matplotlib is missing: the digest goes out without it."""
+    from earful.alerts.chart import ChartUnavailable, daily_volume_png
+
+    from . import digest_render
+
+    try:
+        return daily_volume_png(*digest_render.chart_data(digest)), None
+    except ChartUnavailable as exc:
+        log.warning("digest %s: no chart: %s", digest.name, exc)
+        return None, str(exc)
+
+
+def send(config: "Config", store: Store, digest_config: DigestConfig, now: datetime, pool: "DestinationPool",
+         dry_run: bool = False, *, period_end: datetime | None = None) -> SendReport:
+    """Build the digest for its latest slot (or `period_end`) and deliver it to each destination once.
+
+    A destination that fails is retried on later ticks with back-off; one
+    that already has this period's digest is skipped. With `dry_run`
+    nothing is sent or written: the report carries the digest (and chart)
+    for the caller to show.
+    """
+    end = period_end or slot(digest_config, now, config.timezone)
+    digest = build(config, store, end, digest_config.period, digest_config.filters, name=digest_config.name,
+                   top=digest_config.top_items)
+    report = SendReport(digest, None, None)
+    if dry_run or any(_spec_type(config, d) != "console" for d in digest_config.destinations):
+        report.chart, report.chart_error = render_chart(digest)
+    if dry_run:
+        report.deliveries = [Delivery(d, "dry-run") for d in digest_config.destinations]
+        return report
+    ensure_table(store)
+    rows = _run_rows(store, digest.name, digest.end)
+    for name in digest_config.destinations:
+        row = rows.get(name)
+        if row is not None and row["status"] == "delivered":
+            report.deliveries.append(Delivery(name, "already", row["message_id"]))
+        elif not _wants(row, now):
+            report.deliveries.append(Delivery(name, "waiting", error=row["last_error"]))
+        else:
+            report.deliveries.append(_deliver_one(config, store, pool, digest, report.chart, name, row, now))
+    return report
+
+
+def _spec_type(config: "Config", name: str) -> str | None:
+    spec = config.destinations.get(name)
+    return spec.type if spec is not None else None
+
+
+def _deliver_one(config: "Config", store: Store, pool: "DestinationPool", digest: Digest, chart: bytes | None,
+                 name: str, row: dict[str, Any] | None, now: datetime) -> Delivery:
+    from earful.alerts.base import DeliveryError
+
+    destination, kind, problem = _open(pool, name)
+    _mark(store, digest, name, "sending", now, attempt=True)
+    if problem is not None:
+        return _failed(config, store, digest, name, now, DeliveryError(problem, permanent=True), row)
+    key = f"{digest.key}#{name}"
+    try:
+        if kind == "slack":
+            message_id = row["message_id"] if row else None
+            if row is not None and row["status"] == "sending" and message_id is None:
+                # The last attempt died after posting? The key is in the message metadata: look before re-posting.
+                message_id = _find_slack(destination, key, parse_iso(row["last_attempt_at"]) or now)
+
+            def posted(remote_id: str) -> None:
+                _mark(store, digest, name, "sending", now, message_id=remote_id)
+
+            remote = _send_slack(destination, digest, chart, key, message_id, bool(row and row["chart_done"]), posted)
+        elif kind == "email":
+            remote = _send_email(destination, digest, chart, key)
+        else:
+            remote = _send_console(destination, digest)
+    except DeliveryError as exc:
+        return _failed(config, store, digest, name, now, exc, row)
+    except Exception as exc:  # noqa: BLE001 - a destination bug must not lose the digest
+        log.exception("digest %s: destination %s crashed", digest.name, name)
+        return _failed(config, store, digest, name, now, DeliveryError(f"{name}: unexpected {type(exc).__name__}: {exc}"), row)
+    _mark(store, digest, name, "delivered", now, message_id=remote, chart_done=True)
+    return Delivery(name, "delivered", remote)
+
+
+def _open(pool: "DestinationPool", name: str) -> tuple[Any, str | None, str | None]:
+    """(destination, how it takes a digest, problem): the problem is set when it cannot take one at all."""
+    try:
+        destination = pool.get(name)
+    except Exception as exc:  # noqa: BLE001 - a broken optional dependency must not stop other destinations
+        return None, None, f"cannot start destination '{name}': {exc}"
+    if destination is None:
+        return None, None, f"destination '{name}' is not defined under 'destinations:'"
+    kind = kind_of(destination)
+    if kind is None:
+        return destination, None, (f"destination '{name}' (type {destination.type}) cannot receive digests; "
+                                   "use a slack, email or console destination")
+    return destination, kind, None
+
+
+def _mark(store: Store, digest: Digest, name: str, status: str, now: datetime, *, attempt: bool = False,
+          message_id: str | None = None, chart_done: bool = False) -> None:
+    with store.db.atomic():
+        store.db.execute(
+            "insert into digest_runs (digest, period_end, destination, period_start, status, attempts, message_id, "
+            "chart_done, last_attempt_at, created_at, delivered_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "on conflict(digest, period_end, destination) do update set status = excluded.status, "
+            "attempts = attempts + ?, message_id = coalesce(excluded.message_id, message_id), "
+            "chart_done = max(chart_done, excluded.chart_done), "
+            "last_attempt_at = coalesce(excluded.last_attempt_at, last_attempt_at), delivered_at = excluded.delivered_at, "
+            "last_error = case when excluded.status = 'delivered' then null else last_error end",
+            [digest.name, iso(digest.end), name, iso(digest.start), status, int(attempt), message_id, int(chart_done),
+             iso(now) if attempt else None, iso(now), iso(now) if status == "delivered" else None, int(attempt)],
+        )
+
+
+def _failed(config: "Config", store: Store, digest: Digest, name: str, now: datetime, error: "DeliveryError",
+            row: dict[str, Any] | None) -> Delivery:
+    """Back off like the outbox: the destination's Retry-After, else 30 s doubling up to `retry_max_backoff`."""
+    attempts = (row["attempts"] if row else 0) + 1
+    cap = config.settings.defaults.retry_max_backoff
+    if error.retry_after is not None:
+        wait = timedelta(seconds=max(1.0, error.retry_after))
+    else:
+        wait = cap if error.permanent else min(FIRST_BACKOFF * (2 ** (attempts - 1)), cap)
+    with store.db.atomic():
+        store.db.execute(
+            "update digest_runs set status = 'pending', last_error = ?, next_attempt_at = ?, permanent_error = ? "
+            "where digest = ? and period_end = ? and destination = ?",
+            [str(error), iso(now + wait), int(error.permanent), digest.name, iso(digest.end), name])
+    log.warning("digest %s to %s failed: %s", digest.name, name, error)
+    return Delivery(name, "failed", error=str(error), permanent=error.permanent)
+
+
+# -- destinations ------------------------------------------------------------------------
+# SlackDestination has no public "post these blocks" / "upload a file" API
+# yet, so the digest drives its internals (`_call`, `_pace`, ...): they
+# give the same error handling (SlackError, permanent codes, no token in
+# messages), rate-limit retries and per-channel pacing as alerts.
+
+
+def _find_slack(destination: Any, key: str, since: datetime) -> str | None:
+    from earful.alerts.base import Alert
+
+    probe = Alert(key=key, cluster=key, destination=destination.name, monitor="earful", mentions=(), matches=())
+    return destination.find_delivered(probe, since)
+
+
+def _send_slack(destination: Any, digest: Digest, chart: bytes | None, key: str, message_id: str | None,
+                chart_done: bool, posted: Callable[[str], None]) -> str:
+    """Post the Block Kit summary (once), then upload the chart into the same channel (once)."""
+    from . import digest_render as render
+
+    if message_id is None:
+        channel_ref = destination._channel_id or destination.options.channel
+        destination._pace()
+        try:
+            response = destination._call(
+                "chat_postMessage", channel=channel_ref, text=render.slack_text(digest),
+                blocks=render.slack_blocks(digest, chart=chart is not None), metadata=render.slack_metadata(digest, key),
+                unfurl_links=False, unfurl_media=False, parse="none", link_names=False)
+        finally:
+            destination._mark_posted()
+        channel = str(response.get("channel") or channel_ref)
+        destination._channel_id = channel
+        message_id = f"{channel}:{response['ts']}"
+        posted(message_id)
+    if chart is not None and not chart_done:
+        destination._pace()
+        try:
+            destination._call("files_upload_v2", channel=message_id.partition(":")[0], file=chart,
+                              filename=render.chart_filename(digest), title=render.chart_title(digest),
+                              alt_txt=render.chart_alt(digest))
+        finally:
+            destination._mark_posted()
+    return message_id
+
+
+def _send_email(destination: Any, digest: Digest, chart: bytes | None, key: str) -> str:
+    """Through alerts/email.py's `EmailDestination.send_email(subject, text, html, images, headers) -> str`.
+
+    `images` maps a Content-ID to PNG bytes; the HTML refers to it as `cid:<id>`.
+    """
+    from . import digest_render as render
+
+    images = {render.CHART_CID: chart} if chart is not None else None
+    return str(destination.send_email(
+        subject=render.subject(digest), text=render.text(digest, chart=chart is not None),
+        html=render.html(digest, chart_cid=render.CHART_CID if chart is not None else None),
+        images=images, headers={"X-Earful-Digest": key}))
+
+
+def _send_console(destination: Any, digest: Digest) -> str:
+    from rich.console import Console
+
+    from . import digest_render as render
+
+    options = destination.options
+    stream = sys.stderr if getattr(options, "stream", "stdout") == "stderr" else sys.stdout
+    Console(file=stream, width=getattr(options, "width", None), highlight=False, emoji=False).print(render.console(digest))
+    return f"console:{digest.key}"
