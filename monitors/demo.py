@@ -24,6 +24,7 @@ from rich.table import Table
 
 from .fakes.server import DemoSource
 from .fakes.slack import SlackServer
+from .fakes.zendesk import demo_helpdesk
 
 DEMO_TOKEN = "xoxb-earful-demo-token"
 SLACK_CHANNEL = "C0DEMO0SUPP"
@@ -48,7 +49,7 @@ def demo_sources(now: float) -> list[DemoSource]:
     return [importlib.import_module(name).demo_source(now) for name in DEMO_SOURCES]
 
 
-def write_config(directory: Path, slack_url: str, sources: list[DemoSource]) -> Path:
+def write_config(directory: Path, slack_url: str, sources: list[DemoSource], helpdesk: dict[str, Any]) -> Path:
     """The demo's cron.yaml (fresh ports each run) and its rule pack."""
     from ruamel.yaml import YAML
 
@@ -60,7 +61,10 @@ def write_config(directory: Path, slack_url: str, sources: list[DemoSource]) -> 
     yaml = YAML()
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.dump({"monitors": monitors}, buffer)
+    helpdesk_yaml = io.StringIO()
+    yaml.dump({"destinations": {"helpdesk": helpdesk}}, helpdesk_yaml)
     text = _data("cron.yaml").replace("{slack}", slack_url).replace("monitors:\n", buffer.getvalue())
+    text = text.replace("destinations:\n", helpdesk_yaml.getvalue(), 1)
     (directory / "rules").mkdir(parents=True, exist_ok=True)
     (directory / "cron.yaml").write_text(text, encoding="utf-8")
     (directory / "rules" / f"{RULE_PACK}.yaml").write_text(_data(f"{RULE_PACK}.yaml"), encoding="utf-8")
@@ -78,17 +82,22 @@ def run_demo(directory: Path, out: Console) -> int:
     for source in sources:
         os.environ.update(source.env)
     slack = SlackServer(token=DEMO_TOKEN, channels={SLACK_CHANNEL: "support-alerts"})
+    helpdesk, helpdesk_destination = demo_helpdesk()
+    os.environ.update(helpdesk.demo_env)
     with contextlib.ExitStack() as running:
-        for server in [slack, *(s.server for s in sources)]:
+        for server in [slack, helpdesk, *(s.server for s in sources)]:
             running.enter_context(server)
-        config = load_config(write_config(directory, slack.url, sources))
+        helpdesk_destination = {**helpdesk_destination, "base_url": helpdesk.url}
+        config = load_config(write_config(directory, slack.url, sources, helpdesk_destination))
         out.rule("[bold]earful demo[/bold]")
         out.print(f"sources and Slack are local servers; state: {escape(str(config.state_path))}"
                   + (" (existing: this is a repeat run)" if second_run else ""))
         report = run(config, force_all=True, progress=lambda o: _progress(out, o))
         delivered = report.delivery.total if report.delivery else 0
         _show_slack(out, slack)
+        _show_tickets(out, helpdesk)
     _show_queries(out, config)
+    _show_digest(out, config, directory)
     connectors_with_alerts = sorted({o.source for o in report.monitors if o.alerts})
     out.rule()
     if delivered:
@@ -144,6 +153,42 @@ def _show_queries(out: Console, config: Any) -> None:
         out.print(report)
     finally:
         store.close()
+
+
+def _show_tickets(out: Console, helpdesk: Any) -> None:
+    tickets = helpdesk.tickets()
+    if not tickets:
+        return
+    table = Table(title=f"fake help desk (Zendesk API) holds {len(tickets)} ticket(s)")
+    for column in ("id", "priority", "external_id", "subject", "comments"):
+        table.add_column(column, overflow="fold")
+    for ticket in tickets:
+        table.add_row(str(ticket["id"]), str(ticket.get("priority")), escape(str(ticket.get("external_id"))),
+                      escape(str(ticket.get("subject"))[:80]), str(len(ticket.get("comments") or [])))
+    out.print(table)
+
+
+def _show_digest(out: Console, config: Any, directory: Path) -> None:
+    """The weekly digest marketing would get, with its chart saved beside the state."""
+    from datetime import datetime, timezone
+
+    from . import digest as dg
+    from . import digest_render
+    from .store import Store
+
+    store = Store(config.state_path)
+    try:
+        digest = dg.build(config, store, datetime.now(timezone.utc), "week", name="demo")
+    finally:
+        store.close()
+    out.print(digest_render.console(digest))
+    chart, problem = dg.render_chart(digest)
+    if chart:
+        path = directory / "digest-chart.png"
+        path.write_bytes(chart)
+        out.print(f"digest chart saved to {escape(str(path))}")
+    elif problem:
+        out.print(f"digest chart not drawn: {escape(problem)}")
 
 
 def _show_slack(out: Console, slack: SlackServer) -> None:
