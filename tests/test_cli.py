@@ -68,6 +68,10 @@ def test_demo_twice_delivers_nothing_twice(tmp_path, capsys):
 
     delivered = re.search(r"(\d+) alert\(s\) delivered from (\d+) connector", first)
     assert delivered and int(delivered.group(1)) >= 5 and int(delivered.group(2)) >= 2, first
+    assert "fake help desk (Zendesk API) holds" in first
+    assert "answered" in first and "SLA breached" in first, "the demo shows answered and breached queries"
+    chart = (tmp_path / "demo" / "digest-chart.png").read_bytes()
+    assert chart.startswith(b"\x89PNG\r\n\x1a\n")
     assert invoke("demo", "--dir", str(tmp_path / "demo")) == 0
     second = capsys.readouterr().out
     assert "No new alerts" in second
