@@ -219,6 +219,13 @@ class Connector:
     def replies(self, mention: Mention) -> ReplyStatus:
         return ReplyStatus(answered=None)
 
+    def use_cursor(self, cursor: dict[str, Any] | None) -> None:
+        """Hand the last stored cursor to a connector built only for `replies()`.
+
+        Sources that cannot look replies up later (Telegram's getUpdates has
+        no history) keep what they saw in the cursor; the default ignores it.
+        """
+
     def verify(self) -> None:
         """Prove the credentials and endpoint work (`earful check --online`).
 

@@ -37,6 +37,10 @@ DEMO_SOURCES = [
     "earful.monitors.fakes.discord",
     "earful.monitors.fakes.mastodon",
     "earful.monitors.fakes.bluesky",
+    "earful.monitors.fakes.meta",
+    "earful.monitors.fakes.meta:instagram_demo_source",
+    "earful.monitors.fakes.linkedin",
+    "earful.monitors.fakes.telegram",
 ]
 RULE_PACK = "acme"
 
@@ -46,7 +50,19 @@ def _data(name: str) -> str:
 
 
 def demo_sources(now: float) -> list[DemoSource]:
-    return [importlib.import_module(name).demo_source(now) for name in DEMO_SOURCES]
+    """Each entry is "module" (its `demo_source`) or "module:function"."""
+    found = []
+    for entry in DEMO_SOURCES:
+        module, _, function = entry.partition(":")
+        found.append(getattr(importlib.import_module(module), function or "demo_source")(now))
+    return found
+
+
+def _route_complaints_to_helpdesk(pack: str) -> str:
+    """The bundled pack names no destinations (tests reuse it); the demo sends complaints to the help desk too."""
+    marker = "    reply_within: 2h\n"
+    assert marker in pack, "the demo's complaint rule changed: update _route_complaints_to_helpdesk"
+    return pack.replace(marker, marker + "    notify: [support, terminal, helpdesk]   # complaints also become tickets\n", 1)
 
 
 def write_config(directory: Path, slack_url: str, sources: list[DemoSource], helpdesk: dict[str, Any]) -> Path:
@@ -67,7 +83,8 @@ def write_config(directory: Path, slack_url: str, sources: list[DemoSource], hel
     text = text.replace("destinations:\n", helpdesk_yaml.getvalue(), 1)
     (directory / "rules").mkdir(parents=True, exist_ok=True)
     (directory / "cron.yaml").write_text(text, encoding="utf-8")
-    (directory / "rules" / f"{RULE_PACK}.yaml").write_text(_data(f"{RULE_PACK}.yaml"), encoding="utf-8")
+    (directory / "rules" / f"{RULE_PACK}.yaml").write_text(_route_complaints_to_helpdesk(_data(f"{RULE_PACK}.yaml")),
+                                                           encoding="utf-8")
     return directory / "cron.yaml"
 
 

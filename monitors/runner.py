@@ -261,6 +261,7 @@ def _follow_up(config: Config, store: Store, now: datetime, resources: RunResour
         if name not in made:
             try:
                 made[name] = make_connector(config, config.monitors[name], now, resources)
+                made[name].use_cursor(store.cursor(name))
             except Exception:  # noqa: BLE001 - a monitor that cannot start just skips its checks
                 log.debug("cannot build connector for %s", name, exc_info=True)
                 made[name] = None

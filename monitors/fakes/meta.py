@@ -125,7 +125,7 @@ class Post:
     created: int
     from_id: str
     from_name: str
-    edge: str = "feed"  # feed (the Page's own or a visitor's post on the Page) or tagged (elsewhere)
+    edge: str = "feed"  # feed (the Page's own or a visitor's post on the Page), tagged (elsewhere), rating (a recommendation's story)
     story: str | None = None
     link: str | None = None
     updated: int = 0
@@ -275,8 +275,10 @@ class MetaGraphServer(FakeServer):
                    created: int | None = None, rating: int | None = None) -> str:
         with self._data_lock:
             story = f"{reviewer[0]}_{self._new('40000')}"
-            self.ratings.append(Rating(story, int(time.time()) if created is None else created, recommendation, text,
-                                       reviewer[0], reviewer[1], rating))
+            when = int(time.time()) if created is None else created
+            self.ratings.append(Rating(story, when, recommendation, text, reviewer[0], reviewer[1], rating))
+            # The recommendation's story is an object of its own: the Page answers it with comments.
+            self.posts[story] = Post(story, text, when, reviewer[0], reviewer[1], edge="rating", updated=when)
             return story
 
     def add_message(self, customer: tuple[str, str], text: str, *, created: int | None = None, from_page: bool = False,
@@ -757,7 +759,7 @@ def demo_server(now: float) -> MetaGraphServer:
     server.add_ig_comment(launch, "The Acme app keeps crashing since the update, totally broken on my iPhone", username="kai_sells",
                           created=ago(75))
     server.add_ig_comment(launch, "love the colors 😍", username="mila.photo", created=ago(70))
-    server.add_media("Our team switched to @acmecrm this week 🚀 does anyone know how to import deals from HubSpot?",
+    server.add_media("Our team switched to Acme CRM (@acmecrm) this week 🚀 does anyone know how to import deals from HubSpot?",
                      created=ago(100), owner="tagged", username="salesops_daily")
     return server
 

@@ -1,0 +1,346 @@
+"""An Instagram professional account: comments on its media, and media that tag it.
+
+Through the Instagram Graph API (graph.facebook.com, same app and token
+style as the facebook connector):
+
+* the account's media (`/{ig-user-id}/media?fields=id,caption,permalink,
+  timestamp,comments_count`), and for every media younger than
+  `comment_window` whose `comments_count` moved, its comments with their
+  replies (`/{media-id}/comments?fields=id,text,username,timestamp,
+  replies{id,text,username,timestamp}`; a thread with more replies than
+  the nested page holds is read from `/{comment-id}/replies`);
+* media by others that tag the account (`/{ig-user-id}/tags`).
+
+What is not pollable: captions and comments that @mention the account on
+someone else's media. Instagram only announces those through the
+`mentions` webhook, which hands out the media or comment id to look up with
+`mentioned_media` / `mentioned_comment`; there is no edge listing them. An
+installation that receives those webhooks can pass the ids on; this
+connector reads everything that can be polled. @mentions in comments on the
+account's own media are covered (they are comments like any other).
+
+Setting it up. The account must be a Business or Creator account linked to a
+Facebook Page. In the same Meta app as the facebook connector, a Page admin
+grants `instagram_basic`, `instagram_manage_comments`, `pages_show_list`
+and `pages_read_engagement` (App Review outside development mode). The
+Page access token of the linked Page (see the facebook connector) is the
+token: `page_token: ${FACEBOOK_PAGE_TOKEN}`. `ig_user_id` is the
+`instagram_business_account.id` of `GET /{page-id}?fields=instagram_business_account`.
+
+Cost of a poll: one request for the media list, one for tags, plus one per
+media whose comment count changed (and, every `rescan_every`, one per
+commented media of the window). The account's username (to recognise its
+own replies) is read once and kept in the cursor unless `username` is set.
+
+Cursor: `{"v": 1, "username": ..., "media": W, "threads": {media id: {"t":
+created, "n": comments_count scanned, "s": when scanned, "comments": W}},
+"tags": W}`, each W a
+`{"floor", "seen"}` watermark (see `graph.Watermark`). A comment counts
+when it is newer than its thread's floor and unseen, so a reply added to
+an old comment is found too. Hidden comments (hidden by the account) are
+not returned.
+
+Answered: a comment when the account replied in its thread (a reply whose
+`username` is the account's or another brand account from `accounts:
+instagram`); a reply when such a reply follows it; a tagged media when the
+account commented on it (asked by `replies()`, when the token can see it).
+
+A comment deleted and another added between two polls leave `comments_count`
+unchanged: so commented media are also re-read every `rescan_every`
+(default 6 hours), which bounds how late such a comment can be found.
+
+Not covered: edits (Instagram comments cannot be edited; captions can, and
+are not re-read).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Mapping
+
+from pydantic import Field, SecretStr, field_validator
+
+from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, Mention, ReplyStatus
+from .graph import DEFAULT_VERSION, VERSION_PATTERN, GraphClient, Watermark, duration, epoch, first_line, parse_time
+
+SOURCE = "instagram"
+SITE = "instagram.com"
+TOKEN_ADVICE = (
+    "the access token is invalid or expired (code 190): generate a new long-lived Page token "
+    "for the Facebook Page linked to the Instagram account"
+)
+MEDIA_FIELDS = "id,caption,permalink,timestamp,comments_count,username,media_type"
+REPLY_FIELDS = "id,text,username,timestamp,hidden"
+COMMENT_FIELDS = f"id,text,username,timestamp,like_count,hidden,replies{{{REPLY_FIELDS}}}"
+PERMISSIONS = {"media": "instagram_basic", "tags": "instagram_manage_comments", "comments": "instagram_manage_comments"}
+
+
+class InstagramOptions(ConnectorOptions):
+    ig_user_id: str = Field(pattern=r"^\d+$", description="The Instagram professional account id (instagram_business_account.id).")
+    page_token: SecretStr = Field(description="Page access token of the linked Facebook Page, e.g. ${FACEBOOK_PAGE_TOKEN}.")
+    app_secret: SecretStr | None = Field(default=None, description="App secret, to send appsecret_proof when the app requires it.")
+    api_version: str = Field(default=DEFAULT_VERSION, pattern=VERSION_PATTERN)
+    username: str | None = Field(default=None, description="The account's username; looked up once when not set.")
+    tags: bool = Field(default=True, description="Read media by others that tag the account.")
+    comment_window: timedelta = Field(default=timedelta(days=14), gt=timedelta(0), description="Watch media this young for comments.")
+    first_run_lookback: timedelta = Field(default=timedelta(days=1), gt=timedelta(0), description="History read on the first run.")
+    rescan_every: timedelta = Field(default=timedelta(hours=6), gt=timedelta(0),
+                                    description="Re-read commented media this often even when comments_count did not move.")
+    page_size: int = Field(default=50, ge=1, le=100)
+    max_pages: int = Field(default=10, ge=1, le=500, description="Pages read per edge and per media in one run.")
+
+    @field_validator("comment_window", "first_run_lookback", "rescan_every", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        return duration(value)
+
+
+class InstagramConnector(Connector):
+    name = SOURCE
+    Options = InstagramOptions
+    options: InstagramOptions
+
+    def __init__(self, options: InstagramOptions, context: ConnectorContext):
+        super().__init__(options, context)
+        self.graph = GraphClient(
+            options,
+            f"instagram monitor {context.monitor!r}",
+            token=options.page_token,
+            app_secret=options.app_secret,
+            version=options.api_version,
+            token_advice=TOKEN_ADVICE,
+        )
+        self.username = (options.username or "").lstrip("@").lower() or None
+
+    @property
+    def brands(self) -> set[str]:
+        return self.context.brand_names(SOURCE) | ({self.username} if self.username else set())
+
+    def _is_brand(self, username: Any) -> bool:
+        return isinstance(username, str) and username.lstrip("@").lower() in self.brands
+
+    # -- fetch ------------------------------------------------------------------
+    def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
+        state = cursor if isinstance(cursor, dict) and cursor.get("v") == 1 else {}
+        now = int(self.context.current_time().timestamp())
+        start = now - int(self.options.first_run_lookback.total_seconds())
+        before = self.graph.count
+        notes: list[str] = []
+        if self.username is None:
+            self.username = str(state.get("username") or "").lower() or self._lookup_username()
+
+        media_wm = Watermark.load(state.get("media"), start)
+        threads, mentions = self._media_and_comments(media_wm, state.get("threads") or {}, now, notes)
+        next_cursor: dict[str, Any] = {"v": 1, "username": self.username, "media": media_wm.dump(), "threads": threads}
+        if self.options.tags:
+            tags_wm = Watermark.load(state.get("tags"), start)
+            mentions += self._tags(tags_wm, notes)
+            tags_wm.advance()
+            next_cursor["tags"] = tags_wm.dump()
+        mentions.sort(key=lambda m: (m.created_at or datetime.min.replace(tzinfo=timezone.utc), m.external_id))
+        return FetchResult(mentions=mentions, cursor=next_cursor, requests=self.graph.count - before, notes=notes + self.graph.notes)
+
+    def _lookup_username(self) -> str:
+        body = self.graph.get(self.options.ig_user_id, {"fields": "id,username"}, what="reading the account",
+                              permission=PERMISSIONS["media"])
+        username = str(body.get("username") or "").lower()
+        if not username:
+            raise ConnectorError(f"{self.graph.label}: the account {self.options.ig_user_id} has no username; "
+                                 "check `ig_user_id` (it must be the instagram_business_account id)")
+        return username
+
+    def _media_and_comments(self, media_wm: Watermark, previous: Mapping[str, Any], now: int, notes: list[str]
+                            ) -> tuple[dict[str, Any], list[Mention]]:
+        window_start = now - int(self.options.comment_window.total_seconds())
+        listed = self._read("media", f"{self.options.ig_user_id}/media", {"fields": MEDIA_FIELDS},
+                            min(media_wm.floor, window_start), notes, "timestamp")
+        mentions: list[Mention] = []
+        threads: dict[str, Any] = {}
+        default_floor = media_wm.floor
+        for media in sorted(listed, key=lambda m: (epoch(m.get("timestamp")) or 0, str(m.get("id")))):
+            mid, created = str(media.get("id") or ""), epoch(media.get("timestamp"))
+            if not mid or created is None:
+                continue
+            count = media.get("comments_count") if isinstance(media.get("comments_count"), int) else -1
+            prior = previous.get(mid) if isinstance(previous.get(mid), Mapping) else None
+            comments_wm = Watermark.load(prior.get("comments") if prior else None, default_floor)
+            stale = prior is not None and now - int(prior.get("s", 0)) >= self.options.rescan_every.total_seconds()
+            changed = count != 0 if prior is None else count != prior.get("n") or count < 0 or (stale and count > 0)
+            thread = self._comments(mid, notes) if changed else []
+            if media_wm.is_new(mid, created):
+                media_wm.add(mid, created)
+                mentions.append(self._media_mention(media, thread if changed else None, kind_edge="media"))
+            title = first_line(str(media.get("caption") or ""))
+            for comment in thread:
+                cid, t = str(comment.get("id") or ""), epoch(comment.get("timestamp"))
+                if cid and t is not None and comments_wm.is_new(cid, t):
+                    comments_wm.add(cid, t)
+                    if not comment.get("hidden"):
+                        mentions.append(self._comment_mention(comment, media, title, thread))
+            comments_wm.advance()
+            scanned = changed or prior is None
+            threads[mid] = {"t": created, "n": count if scanned else prior.get("n"), "s": now if scanned else int(prior.get("s", now)),
+                            "comments": comments_wm.dump()}
+        for mid, prior in previous.items():  # media a capped listing did not reach stay watched while young
+            if mid not in threads and isinstance(prior, Mapping) and int(prior.get("t", 0)) >= window_start:
+                threads[mid] = dict(prior)
+        media_wm.advance()
+        return threads, mentions
+
+    def _comments(self, media_id: str, notes: list[str]) -> list[dict[str, Any]]:
+        """Every comment of a media with its replies, flattened (a reply carries `_parent`).
+
+        All pages are read, whatever their order: a new reply may sit under
+        an old comment anywhere in the list.
+        """
+        flat: list[dict[str, Any]] = []
+        pages = 0
+        for page in self.graph.pages(f"{media_id}/comments", {"fields": COMMENT_FIELDS, "limit": self.options.page_size},
+                                     what="Instagram comments", permission=PERMISSIONS["comments"], max_pages=self.options.max_pages):
+            pages += 1
+            for comment in page.items:
+                flat.append(comment)
+                replies = comment.get("replies") if isinstance(comment.get("replies"), dict) else {}
+                items = [r for r in replies.get("data") or [] if isinstance(r, dict)]
+                if isinstance(replies.get("paging"), dict) and replies["paging"].get("next"):
+                    items = self._replies(str(comment.get("id")))
+                flat.extend({**reply, "_parent": str(comment.get("id"))} for reply in items)
+            if page.more and pages >= self.options.max_pages:
+                notes.append(f"Instagram comments of media {media_id}: stopped after {pages} pages (max_pages); "
+                             "the remaining comments were not read")
+        return flat
+
+    def _replies(self, comment_id: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for page in self.graph.pages(f"{comment_id}/replies", {"fields": REPLY_FIELDS, "limit": self.options.page_size},
+                                     what="Instagram replies", permission=PERMISSIONS["comments"], max_pages=self.options.max_pages):
+            items += page.items
+        return items
+
+    def _tags(self, wm: Watermark, notes: list[str]) -> list[Mention]:
+        mentions = []
+        for media in reversed(self._read("tags", f"{self.options.ig_user_id}/tags", {"fields": MEDIA_FIELDS}, wm.floor, notes, "timestamp")):
+            mid, t = str(media.get("id") or ""), epoch(media.get("timestamp"))
+            if mid and t is not None and wm.is_new(mid, t):
+                wm.add(mid, t)
+                mentions.append(self._media_mention(media, None, kind_edge="tags"))
+        return mentions
+
+    def _read(self, edge: str, path: str, params: Mapping[str, Any], floor: int, notes: list[str], time_key: str) -> list[dict[str, Any]]:
+        return self.graph.newest_first(path, {**params, "limit": self.options.page_size}, floor=floor, notes=notes,
+                                       what=f"Instagram {edge}", permission=PERMISSIONS.get(edge),
+                                       max_pages=self.options.max_pages, time_key=time_key)
+
+    # -- mapping --------------------------------------------------------------------
+    def _media_mention(self, media: Mapping[str, Any], thread: list[dict[str, Any]] | None, kind_edge: str) -> Mention:
+        mid = str(media["id"])
+        author = str(media.get("username") or (self.username if kind_edge == "media" else "") or "")
+        is_brand = kind_edge == "media" or self._is_brand(author)
+        answer = None if thread is None or is_brand else self._first_answer(thread, lambda c: "_parent" not in c)
+        return Mention(
+            source=SOURCE,
+            external_id=mid,
+            url=str(media.get("permalink") or ""),
+            author=author,
+            author_is_brand=is_brand,
+            text=str(media.get("caption") or ""),
+            created_at=parse_time(media.get("timestamp")),
+            thread_id=mid,
+            kind="post",
+            brand_replied=None if thread is None or is_brand else answer is not None,
+            site=SITE,
+            raw=_answer_raw(answer) | {"edge": kind_edge, "media_type": media.get("media_type"),
+                                       "comments_count": media.get("comments_count")},
+        )
+
+    def _comment_mention(self, comment: Mapping[str, Any], media: Mapping[str, Any], title: str, thread: list[dict[str, Any]]) -> Mention:
+        cid = str(comment["id"])
+        parent = comment.get("_parent")
+        created = epoch(comment.get("timestamp")) or 0
+        username = str(comment.get("username") or "")
+        if parent:
+            answer = self._first_answer(thread, lambda c: c.get("_parent") == parent and (epoch(c.get("timestamp")) or 0) > created)
+        else:
+            answer = self._first_answer(thread, lambda c: c.get("_parent") == cid)
+        permalink = str(media.get("permalink") or "")
+        if permalink.endswith("/"):
+            url = f"{permalink}c/{parent}/r/{cid}/" if parent else f"{permalink}c/{cid}/"
+        else:
+            url = permalink
+        is_brand = self._is_brand(username)
+        return Mention(
+            source=SOURCE,
+            external_id=cid,
+            url=url,
+            author=username,
+            author_is_brand=is_brand,
+            title=title,
+            text=str(comment.get("text") or ""),
+            created_at=parse_time(comment.get("timestamp")),
+            thread_id=str(media["id"]),
+            parent_id=str(parent or media["id"]),
+            kind="reply" if parent else "comment",
+            brand_replied=None if is_brand else answer is not None,
+            site=SITE,
+            raw=_answer_raw(answer) | {"edge": "comments", "media_id": str(media["id"]), "like_count": comment.get("like_count")},
+        )
+
+    def _first_answer(self, comments: Iterable[Mapping[str, Any]], where: Any) -> Mapping[str, Any] | None:
+        answers = [c for c in comments if self._is_brand(c.get("username")) and where(c) and epoch(c.get("timestamp"))]
+        return min(answers, key=lambda c: epoch(c.get("timestamp")) or 0) if answers else None
+
+    def verify(self) -> None:
+        """`earful check --online`: the account's username, then one media and one tag, prove token, id and permissions."""
+        self._lookup_username()
+        for edge in ["media"] + (["tags"] if self.options.tags else []):
+            self.graph.get(f"{self.options.ig_user_id}/{edge}", {"limit": 1, "fields": "id"}, what=f"Instagram {edge}",
+                           permission=PERMISSIONS.get(edge))
+
+    # -- replies --------------------------------------------------------------------
+    def replies(self, mention: Mention) -> ReplyStatus:
+        """The account's earliest reply below `mention`, asked from Graph; unknown on any failure."""
+        if mention.source != SOURCE or mention.author_is_brand:
+            return ReplyStatus(answered=None)
+        created = int(mention.created_at.timestamp()) if mention.created_at else 0
+        try:
+            if self.username is None and self.options.username is None:
+                self.username = self._lookup_username()
+            if mention.kind == "comment":
+                return self._answer_in(f"{mention.external_id}/replies", REPLY_FIELDS, lambda c: True, mention)
+            if mention.kind == "reply" and mention.parent_id:
+                return self._answer_in(f"{mention.parent_id}/replies", REPLY_FIELDS,
+                                       lambda c: (epoch(c.get("timestamp")) or 0) > created, mention)
+            if mention.kind == "post":
+                return self._answer_in(f"{mention.external_id}/comments", "id,text,username,timestamp", lambda c: True, mention)
+        except ConnectorError:
+            return ReplyStatus(answered=None)
+        return ReplyStatus(answered=None)
+
+    def _answer_in(self, path: str, fields: str, where: Any, mention: Mention) -> ReplyStatus:
+        items: list[dict[str, Any]] = []
+        complete = False
+        for page in self.graph.pages(path, {"fields": fields, "limit": self.options.page_size}, what="checking Instagram replies",
+                                     permission=PERMISSIONS["comments"], max_pages=self.options.max_pages):
+            items += page.items
+            complete = not page.more
+        if not complete:
+            return ReplyStatus(answered=None)
+        answer = self._first_answer(items, where)
+        if answer is None:
+            return ReplyStatus(answered=False)
+        return ReplyStatus(answered=True, answered_at=parse_time(answer.get("timestamp")),
+                           answered_by=str(answer.get("username") or ""), url=mention.url or None)
+
+    def close(self) -> None:
+        self.graph.close()
+
+
+def _answer_raw(answer: Mapping[str, Any] | None) -> dict[str, Any]:
+    if answer is None:
+        return {}
+    when = parse_time(answer.get("timestamp"))
+    return {"reply_at": when.isoformat() if when else None, "reply_by": str(answer.get("username") or ""),
+            "reply_id": str(answer.get("id") or "")}
+
+
+CONNECTOR = InstagramConnector
