@@ -122,9 +122,14 @@ def stars(rating: float | None, scale: int = 5) -> str:
 
 
 def kind_label(mention: Mention) -> str:
-    """'review ★★☆☆☆ 2/5', 'comment', ..."""
+    """'review ★★☆☆☆ 2/5 · no reply yet', 'comment', ...: the reply state only where the page shows it."""
     rating = stars(mention.rating) if mention.kind == "review" else ""
-    return f"{mention.kind} {rating}" if rating else mention.kind
+    label = f"{mention.kind} {rating}" if rating else mention.kind
+    if mention.brand_replied is True:
+        label += " · brand replied"
+    elif mention.brand_replied is False:
+        label += " · no reply yet"
+    return label
 
 
 def when_label(moment: datetime | None) -> str:

@@ -142,6 +142,8 @@ def _print_outcome(outcome) -> None:
         extra = " (not modified)" if outcome.not_modified else ""
         out.print(f"[green]✓[/green] {escape(outcome.name)}: {outcome.fetched} fetched, {outcome.new_items} new, "
                   f"{outcome.alerts} alert(s) queued{extra}")
+        for note in outcome.notes:  # partial trouble (one dead feed of several, a capped catch-up): never silent
+            err.print(f"[yellow]  ! {escape(outcome.name)}: {escape(note)}[/yellow]")
     else:
         err.print(f"[red]✗ {escape(outcome.error or outcome.name)}[/red]")
 

@@ -41,6 +41,8 @@ DEMO_SOURCES = [
     "earful.monitors.fakes.meta:instagram_demo_source",
     "earful.monitors.fakes.linkedin",
     "earful.monitors.fakes.telegram",
+    "earful.monitors.fakes.reviews:demo_sources",
+    "earful.monitors.fakes.appstores:demo_sources",
 ]
 RULE_PACK = "acme"
 
@@ -50,11 +52,12 @@ def _data(name: str) -> str:
 
 
 def demo_sources(now: float) -> list[DemoSource]:
-    """Each entry is "module" (its `demo_source`) or "module:function"."""
-    found = []
+    """Each entry is "module" (its `demo_source`) or "module:function" (one DemoSource or a list)."""
+    found: list[DemoSource] = []
     for entry in DEMO_SOURCES:
         module, _, function = entry.partition(":")
-        found.append(getattr(importlib.import_module(module), function or "demo_source")(now))
+        made = getattr(importlib.import_module(module), function or "demo_source")(now)
+        found.extend(made if isinstance(made, list) else [made])
     return found
 
 

@@ -109,9 +109,14 @@ def next_check(seen_at: datetime, now: datetime, deadline: datetime) -> datetime
     return min(moment, give_up)
 
 
-def tracker(store: Store, config: Config, monitor: str, matches_by_key: dict[str, list[Match]], now: datetime
-            ) -> Callable[[Mention, Recorded], None]:
-    """The `on_record` hook for Store.ingest: opens queries, and lets brand replies answer them."""
+def tracker(store: Store, config: Config, monitor: str, matches_by_key: dict[str, list[Match]], now: datetime,
+            sees_replies: bool = True) -> Callable[[Mention, Recorded], None]:
+    """The `on_record` hook for Store.ingest: opens queries, and lets brand replies answer them.
+
+    On a channel that cannot show replies (`sees_replies` False: the
+    connector keeps the base `replies`), a query opens as `unknown` unless
+    the page itself said the brand replied: never breached, never answered.
+    """
 
     def on_record(mention: Mention, record: Recorded) -> None:
         if mention.author_is_brand:
@@ -125,11 +130,11 @@ def tracker(store: Store, config: Config, monitor: str, matches_by_key: dict[str
             return
         posted = min(mention.created_at or now, now)
         deadline = deadline_for(posted, sla, config)
-        status, answered_at = "open", None
+        status, answered_at = ("open" if sees_replies else "unknown"), None
         # Found already past its deadline (a catch-up, an old thread): the alert itself says so
         # (see `alert_note`), and no separate escalation follows: paging on-call for every
         # stale item of a three-day backlog helps nobody.
-        escalated_at = now if deadline <= now else None
+        escalated_at = now if deadline <= now and status == "open" else None
         if mention.brand_replied:
             status = "answered"
             answered_at = parse_iso(str(mention.raw.get("reply_at"))) if mention.raw.get("reply_at") else None

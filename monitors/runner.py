@@ -140,7 +140,8 @@ def run_monitor(config: Config, store: Store | None, monitor: MonitorConfig, now
         else:
             matches_by_key = {mention.key: matches for mention, matches, _ in batch}
             records = store.ingest(monitor.name, batch, result.cursor, now,
-                                   on_record=replies.tracker(store, config, monitor.name, matches_by_key, now))
+                                   on_record=replies.tracker(store, config, monitor.name, matches_by_key, now,
+                                                             sees_replies=type(connector).replies is not Connector.replies))
             faults.point("after_store")
             outcome.new_items = sum(r.outcome == "new" for r in records)
             outcome.alerts = sum(len(r.alerts) for r in records)

@@ -16,7 +16,8 @@ real sites.
 Scripting, per site name ("g2", "capterra", "trustpilot"):
 `layout[site] = "redesign"` (cards and embedded state renamed, so no
 selector matches) or `"no-rating"` (G2/Capterra: cards without rating
-markup) or `"no-next-data"` (Trustpilot without `__NEXT_DATA__`);
+markup) or `"new-ids"` (G2 card ids become UUIDs) or `"no-next-data"`
+(Trustpilot without `__NEXT_DATA__`);
 `consent[site] = "banner"` (a OneTrust-style overlay over the full page) or
 `"wall"` (the overlay and no reviews until consent); `ignore_sort` (sites
 answering "most relevant" whatever the URL asks); `slow[site]` (seconds
@@ -36,6 +37,7 @@ import json
 import re
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -87,7 +89,7 @@ class Product:
 
     @property
     def most_relevant(self) -> list[FakeReview]:
-        return sorted(self.reviews, key=lambda r: (-(r.likes * 10 + len(r.text)), r.id))
+        return sorted(self.reviews, key=lambda r: (-r.likes, -r.rating, -len(r.text), r.id))
 
     @property
     def mean(self) -> float:
@@ -207,7 +209,7 @@ class ReviewSitesServer(FakeServer):
         # The next link keeps the query the page was asked with, as the real sites do.
         query = [(k, v[-1]) for k, v in request.query.items() if k != "page"] + [("page", str(number + 1))]
         next_url = f"{self._base_path(site, key)}?{urlencode(query)}" if number < pages else None
-        view = _View(site, product, shown, number, pages, next_url, self.layout.get(site, ""), self.consent.get(site, ""))
+        view = _View(site, product, shown, number, pages, size, next_url, self.layout.get(site, ""), self.consent.get(site, ""))
         body = {"g2": _g2_page, "capterra": _capterra_page, "trustpilot": _trustpilot_page}[site](view)
         return Response(200, body, {"Content-Type": HTML, "Cache-Control": "private, no-store"})
 
@@ -227,6 +229,7 @@ class _View:
     reviews: list[FakeReview]
     page: int
     pages: int
+    size: int
     next_url: str | None
     layout: str
     consent: str
@@ -387,8 +390,9 @@ def _g2_card(product: Product, r: FakeReview, layout: str) -> str:
             + f'<div data-testid="vendor-response-body">{_paragraphs(r.reply)}</div></div>'
         )
     body = "".join(f"<div><h5>{e(q)}</h5>{_paragraphs(a)}</div>" for q, a in _g2_sections(product, r))
+    anchor = str(uuid.uuid5(uuid.NAMESPACE_URL, r.id)) if layout == "new-ids" else r.id
     return (
-        f'<div class="paper paper--white paper--box mb-2 position-relative border-bottom" id="survey-response-{r.id}" '
+        f'<div class="paper paper--white paper--box mb-2 position-relative border-bottom" id="survey-response-{anchor}" '
         'itemprop="review" itemscope itemtype="http://schema.org/Review">'
         '<div class="f-1 d-f ai-c mb-half-small-only">'
         '<span itemprop="author" itemscope itemtype="http://schema.org/Person">'
@@ -414,7 +418,7 @@ def _capterra_page(view: _View) -> str:
     reviews = view.reviews if not view.wall else []
     count = len(product.reviews)
     size = len(view.reviews)
-    start = (view.page - 1) * PAGE_SIZES["capterra"] + 1
+    start = (view.page - 1) * view.size + 1
     ld: dict[str, Any] = {"@context": "https://schema.org", "@type": "SoftwareApplication", "name": product.name,
                           "applicationCategory": "BusinessApplication", "operatingSystem": "Web"}
     if count:
@@ -515,7 +519,7 @@ def _trustpilot_page(view: _View) -> str:
                          "numberOfReviews": count, "trustScore": product.mean, "stars": round(product.mean * 2) / 2,
                          "websiteUrl": f"https://{product.key}", "isClaimed": True, "categories": []},
         "reviews": [_trustpilot_review(r) for r in reviews],
-        "filters": {"pagination": {"currentPage": view.page, "perPage": PAGE_SIZES["trustpilot"], "totalCount": count,
+        "filters": {"pagination": {"currentPage": view.page, "perPage": view.size, "totalCount": count,
                                    "totalPages": view.pages},
                     "selected": {"languages": "all", "sort": "recency"}},
         "pageUrl": f"https://www.trustpilot.com/review/{product.key}",
