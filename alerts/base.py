@@ -68,16 +68,21 @@ class Alert:
 class DeliveryError(Exception):
     """The destination did not accept the alert.
 
-    `retry_after` (seconds) comes from the remote side (HTTP 429); when
+    `retry_after` (seconds) comes from the remote side (HTTP 429);
+    `in_doubt` says the remote side may have acted on the request anyway (a
+    timeout after sending), so the outbox asks `find_delivered` first next
+    time; when
     `permanent` is set (a bad channel id, revoked token) retrying the same
     row cannot help, but the row is still kept, never dropped, so that an
     operator who fixes the config gets it delivered.
     """
 
-    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False):
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False,
+                 in_doubt: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
         self.permanent = permanent
+        self.in_doubt = in_doubt  # the request may have arrived (a timeout): reconcile before resending
 
 
 class DestinationOptions(BaseModel):

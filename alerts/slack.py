@@ -186,8 +186,9 @@ class SlackOptions(DestinationOptions):
 class SlackError(DeliveryError):
     """A DeliveryError that also carries Slack's error code (`ratelimited`, `channel_not_found`, ...)."""
 
-    def __init__(self, message: str, *, code: str, retry_after: float | None = None, permanent: bool = False):
-        super().__init__(message, retry_after=retry_after, permanent=permanent)
+    def __init__(self, message: str, *, code: str, retry_after: float | None = None, permanent: bool = False,
+                 in_doubt: bool = False):
+        super().__init__(message, retry_after=retry_after, permanent=permanent, in_doubt=in_doubt)
         self.code = code
 
 
@@ -483,7 +484,9 @@ class SlackDestination(Destination):
         except SlackApiError as exc:
             raise self._api_error(api, exc.response) from None
         except (SlackClientError, OSError, HTTPException, ValueError) as exc:
-            raise SlackError(f"{self._where()}: {api} failed: {type(exc).__name__}: {exc}", code="connection_error") from None
+            # The post may have reached Slack before the connection failed: check history before resending.
+            raise SlackError(f"{self._where()}: {api} failed: {type(exc).__name__}: {exc}", code="connection_error",
+                             in_doubt=True) from None
 
     def _api_error(self, api: str, response: SlackResponse) -> SlackError:
         if response.status_code == 429:

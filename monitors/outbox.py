@@ -163,7 +163,8 @@ def _deliver_rows(store: Store, destination: Destination, rows: list[OutboxRow],
 def _failed(store: Store, row: OutboxRow, exc: DeliveryError, report: DeliveryReport, name: str,
             cap: timedelta, now: datetime) -> None:
     row.attempts += 1
-    store.mark_failed(row.id, str(exc), backoff(row, exc, now, cap), permanent=exc.permanent)
+    store.mark_failed(row.id, str(exc), backoff(row, exc, now, cap), permanent=exc.permanent,
+                      in_doubt=getattr(exc, "in_doubt", False))
     report.failed[name] = str(exc)
     if exc.permanent:
         report.permanent.add(name)

@@ -401,11 +401,13 @@ class Store:
                 [remote_id, iso(now), row_id],
             )
 
-    def mark_failed(self, row_id: int, error: str, next_attempt_at: datetime, *, permanent: bool = False) -> None:
+    def mark_failed(self, row_id: int, error: str, next_attempt_at: datetime, *, permanent: bool = False,
+                    in_doubt: bool = False) -> None:
+        """Back off; a row `in_doubt` stays 'sending' so the next attempt reconciles before resending."""
         with self.db.atomic():
             self.db.execute(
-                "update outbox set status = 'pending', last_error = ?, next_attempt_at = ?, permanent_error = ? where id = ?",
-                [error, iso(next_attempt_at), int(permanent), row_id],
+                "update outbox set status = ?, last_error = ?, next_attempt_at = ?, permanent_error = ? where id = ?",
+                ["sending" if in_doubt else "pending", error, iso(next_attempt_at), int(permanent), row_id],
             )
 
     def outbox_stats(self) -> dict[str, dict[str, int]]:

@@ -202,3 +202,32 @@ def test_flood_control_rolls_a_catch_up_into_one_summary(deployment, feeds, slac
     store.close()
     run(load_config(deployment))  # the next tick sends no held item and no second summary
     assert len(slack.messages(CHANNEL)) == 21
+
+
+def test_a_timed_out_post_that_reached_slack_is_not_sent_again(deployment, feeds, slack, monkeypatch):
+    """The post arrives but the answer is lost: the next run finds it in history instead of resending."""
+    from earful.alerts import slack as slack_module
+
+    feeds.set_feed("/latest.atom", atom(POSTS[:1]))
+    config = load_config(deployment)
+    original = slack_module.SlackDestination._call
+
+    def lose_the_answer(self, method, **kwargs):
+        response = original(self, method, **kwargs)
+        if method == "chat_postMessage":
+            raise slack_module.SlackError("slack: chat.postMessage failed: ReadTimeout", code="connection_error", in_doubt=True)
+        return response
+
+    monkeypatch.setattr(slack_module.SlackDestination, "_call", lose_the_answer)
+    report = run(config)
+    assert report.delivery.total == 0 and len(posted(slack)) == 1
+    monkeypatch.setattr(slack_module.SlackDestination, "_call", original)
+    store = Store(config.state_path)
+    (row,) = store.outbox_rows()
+    assert row.status == "sending"
+    store.db.execute("update outbox set next_attempt_at = ?", ["2000-01-01T00:00:00+00:00"])
+    store.db.conn.commit()
+    store.close()
+    report = run(config)
+    assert report.delivery.reconciled["support"] == 1
+    assert len(posted(slack)) == 1
