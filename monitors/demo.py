@@ -51,10 +51,30 @@ def _data(name: str) -> str:
     return (resources.files("earful.monitors") / "demo_data" / name).read_text(encoding="utf-8")
 
 
-def demo_sources(now: float) -> list[DemoSource]:
+BROWSER_SOURCES = {"earful.monitors.fakes.reviews:demo_sources"}
+
+
+def browser_missing() -> str | None:
+    """Why the review-site demo cannot run here (no Playwright, no chromium), or None."""
+    import importlib.util
+    import shutil
+
+    from earful.connectors.browser import default_browser_path
+
+    if importlib.util.find_spec("playwright") is None:
+        return "Playwright is not installed (pip install 'earful[browser]')"
+    path = default_browser_path()
+    if not (Path(path).exists() or shutil.which(path)):
+        return f"no chromium at {path} (apt-get install chromium, or set EARFUL_CHROMIUM)"
+    return None
+
+
+def demo_sources(now: float, skip: set[str] = frozenset()) -> list[DemoSource]:
     """Each entry is "module" (its `demo_source`) or "module:function" (one DemoSource or a list)."""
     found: list[DemoSource] = []
     for entry in DEMO_SOURCES:
+        if entry in skip:
+            continue
         module, _, function = entry.partition(":")
         made = getattr(importlib.import_module(module), function or "demo_source")(now)
         found.extend(made if isinstance(made, list) else [made])
@@ -98,7 +118,10 @@ def run_demo(directory: Path, out: Console) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     second_run = (directory / "state.db").exists()
     os.environ["EARFUL_DEMO_SLACK_TOKEN"] = DEMO_TOKEN
-    sources = demo_sources(time.time())
+    no_browser = browser_missing()
+    if no_browser:
+        out.print(f"[yellow]G2, Capterra and Trustpilot are left out of this demo: {escape(no_browser)}[/yellow]")
+    sources = demo_sources(time.time(), skip=BROWSER_SOURCES if no_browser else set())
     for source in sources:
         os.environ.update(source.env)
     slack = SlackServer(token=DEMO_TOKEN, channels={SLACK_CHANNEL: "support-alerts"})
