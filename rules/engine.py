@@ -2,32 +2,36 @@
 
 Cost per mention must not grow with the number of rules, so:
 
-* Text is normalised into words separated by single spaces
-  (`earful.rules.normalize`) and searched as " title \\n text ", and a
-  keyword carries its own word boundaries: ``acme`` is " acme ",
-  ``respon*`` is " respon", ``*soft`` is "soft ", ``*soft*`` is "soft".
-  Finding the keyword in that string IS the match, with no boundary check
-  per hit, and the newline keeps a phrase from spanning title and text.
+* Title and text are normalised once, together, into words separated by
+  single spaces (`earful.rules.normalize.normalize_pair`) and searched as
+  " title \\x01 text ", and a keyword carries its own word boundaries:
+  ``acme`` is " acme ", ``respon*`` is " respon", ``*soft`` is "soft ",
+  ``*soft*`` is "soft". Finding the keyword in that string IS the match,
+  with no boundary check per hit, and the separator keeps a phrase from
+  spanning title and text.
+* Every keyword of every enabled rule (text keywords; `title:` words are
+  searched in the title alone) has a number and sits in ONE Aho-Corasick
+  automaton. One pass over the text gives the set S of the numbers of the
+  keywords present, built in C (`set(map(itemgetter(1), automaton.iter(text)))`),
+  so a hit costs no Python work, however common the word.
 * Each rule gets a *trigger set*: keywords one of which must be present for
-  the rule to hold (for ``acme (broken OR refund)`` just "acme"). Every
-  trigger keyword of every enabled rule goes into ONE Aho-Corasick
-  automaton whose values are the rules it triggers, so one C-level pass
-  over the text yields the candidate rules, whatever the number of rules.
-  Words that only refine a rule ("broken", "refund") stay out of the
-  automaton: they are the most common words, and every automaton hit costs
-  Python work for every post, while they only need checking on the rare
-  post that triggered their rule.
+  the rule to hold (for ``acme (broken OR refund)`` just "acme"). For each
+  trigger keyword, one generated function tests every rule it triggers;
+  only the functions of the trigger keywords in S run, so the work per
+  mention follows the rules its words select, not the number of rules.
 * Rules that can hold with no keyword (pure filters such as
   ``rating:<=2 source:g2``, pure negations) are indexed by the source, type
   or author they require when they require one; the rest (a short list)
   is evaluated on every mention.
-* A candidate's boolean structure is compiled to one Python expression:
-  ``C[0] in B and not C[1] in B and F.rating <= C[2]``, where B is the
-  padded text, T the padded title, F the mention's metadata and C a table
-  of constants. A word test is a C-level substring search with exactly the
-  automaton's semantics. The generated code holds only indices into C,
-  attribute names and operators chosen here; no text from a query reaches
-  it.
+* A rule's boolean structure is compiled to one Python expression:
+  ``(4 in S or 9 in S) and not (12 in S) and M.rating <= C[2]``, where S is
+  the set above, T the padded title, M the mention and C a table of
+  constants. A word test is a set lookup, a title word a substring search
+  in T, with exactly the automaton's semantics; inside a trigger keyword's
+  function a top-level test of that keyword is left out (it is known to
+  hold). Rules with the same query share one test. The generated code holds
+  only numbers, indices into C, attribute names and operators chosen here;
+  no text from a query reaches it.
 
 `never_matches` finds rules that cannot match any mention (``acme -acme``,
 ``rating:<=2 rating:>=4``) so that `earful check` can report them.
@@ -35,14 +39,16 @@ Cost per mention must not grow with the number of rules, so:
 
 from __future__ import annotations
 
+import dataclasses
 import operator
+import types
 from dataclasses import dataclass
-from typing import Callable, Collection, Iterable, Sequence, Union
+from typing import Any, Callable, Collection, Iterable, Sequence, Union
 
 from earful.connectors.base import KINDS, Mention
 
 from .models import Match, Rule, RulePack
-from .normalize import language_matches, normalize, normalize_author, normalize_site, site_matches, url_host
+from .normalize import SEPARATOR, language_matches, normalize_author, normalize_pair, normalize_site, site_matches, url_host
 from .query import RATING_RANGE, And, Atom, Filter, Node, Not, Or, QueryError, Term, atoms, parse
 
 MAX_SEARCH_ATOMS = 14  # never_matches tries assignments only for queries this small
@@ -78,48 +84,40 @@ def keyword(term: Term) -> str:
 # --- matching -----------------------------------------------------------------
 
 
-class _Facts:
-    """A mention's metadata as filters compare it; the costly parts at most once."""
+def _author(mention: Mention) -> str:
+    return normalize_author(mention.author or "")
 
-    __slots__ = ("mention", "source", "kind", "rating", "_author", "_sites")
 
-    def __init__(self, mention: Mention):
-        self.mention = mention
-        self.source = mention.source.lower()
-        self.kind = mention.kind
-        self.rating = mention.rating
-        self._author: str | None = None
-        self._sites: tuple[str, ...] | None = None
+def _site(mention: Mention, wanted: str) -> bool:
+    """`Mention.site` or the URL's host: `site:reddit.com` and `site:r/crm`
+    both hold for a post in r/crm.
 
-    def author(self) -> str:
-        if self._author is None:
-            self._author = normalize_author(self.mention.author or "")
-        return self._author
+    A site that matches contains `wanted`, and the normalised site is part
+    of the case-folded site, an ASCII URL's host part of the lower-cased URL;
+    so most mentions need no URL parsing for most site rules.
+    """
+    site, url = mention.site or "", mention.url or ""
+    if wanted in site.casefold() and site_matches(normalize_site(site), wanted):
+        return True
+    if wanted in url.lower() or not url.isascii():
+        host = url_host(url)
+        return bool(host) and site_matches(host, wanted)
+    return False
 
-    def lang(self, wanted: str) -> bool:
-        return language_matches(self.mention.language, wanted)
 
-    def site(self, wanted: str) -> bool:
-        """`Mention.site` or the URL's host: `site:reddit.com` and `site:r/crm`
-        both hold for a post in r/crm."""
-        if self._sites is None:
-            found = (normalize_site(self.mention.site or ""), url_host(self.mention.url or ""))
-            self._sites = tuple(s for s in found if s)
-        return any(site_matches(s, wanted) for s in self._sites)
-
-    def indexed(self, field: str) -> str:
-        """The value of an `_INDEXED` field, as the trigger index keys it."""
-        return self.source if field == "source" else self.kind if field == "type" else self.author()
+def _indexed_value(mention: Mention, field: str) -> str:
+    """The value of an `_INDEXED` field, as the trigger index keys it."""
+    return mention.source.lower() if field == "source" else mention.kind if field == "type" else _author(mention)
 
 
 _INDEXED = ("source", "type", "author")  # equality filters that can select candidate rules
 _PYTHON_OPS = {"=": "==", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _FILTER_CODE = {
-    "source": "F.source == C[{}]",
-    "type": "F.kind == C[{}]",
-    "author": "F.author() == C[{}]",
-    "lang": "F.lang(C[{}])",
-    "site": "F.site(C[{}])",
+    "source": "M.source.lower() == {}",
+    "type": "M.kind == {}",
+    "author": "_author(M) == {}",
+    "lang": "_lang(M.language, {})",
+    "site": "_site(M, {})",
 }
 
 TriggerKey = Union[str, tuple[str, str]]  # a keyword, or (field, value) of an `_INDEXED` filter
@@ -143,12 +141,29 @@ def _triggers(node: Node) -> frozenset[TriggerKey] | None:
 
 
 class _Codegen:
-    """Turns rule trees into Python functions `test(B, T, F) -> bool`."""
+    """Turns rule trees into Python functions.
+
+    In the generated code S is the set of ids of the keywords found in the
+    mention's title and text, T the padded title, M the `Mention`. A word
+    test is a set lookup (`7 in S`), a title word a substring search in T, a
+    filter a comparison on M; other constants live in the table C.
+
+    `checks` builds one function per trigger keyword. Rule packs are mostly
+    templates repeated per brand, so many of those functions differ only in
+    their numbers and strings: every such literal becomes a parameter with a
+    default value (`_0`, `_1`, ...), each distinct shape is compiled once,
+    and the functions are made from the shared code object with their own
+    defaults (reading a default costs what reading a constant costs).
+    """
 
     def __init__(self) -> None:
         self.constants: list[str | float] = []
         self.positions: dict[str | float, int] = {}
-        self.namespace: dict[str, object] = {"C": self.constants, "__builtins__": {}}
+        self.keywords: dict[str, int] = {}  # keyword -> id, in first-use order
+        self.namespace: dict[str, object] = {
+            "C": self.constants, "_author": _author, "_lang": language_matches, "_site": _site, "__builtins__": {},
+        }
+        self._parameters: list[object] | None = None  # collecting literals as parameters (see `checks`)
 
     def constant(self, value: str | float) -> int:
         if value not in self.positions:
@@ -156,23 +171,75 @@ class _Codegen:
             self.constants.append(value)
         return self.positions[value]
 
-    def expression(self, node: Node) -> str:
+    def keyword_id(self, key: str) -> int:
+        return self.keywords.setdefault(key, len(self.keywords))
+
+    def _literal(self, value: str | float | int) -> str:
+        """`value` in generated code: a parameter while collecting, else an
+        int as itself and anything else as its place in C."""
+        if self._parameters is not None:
+            self._parameters.append(value)
+            return f"_{len(self._parameters) - 1}"
+        return str(value) if isinstance(value, int) else f"C[{self.constant(value)}]"
+
+    def expression(self, node: Node, known: int | None = None) -> str:
+        """Python for `node`; `known` is the id of a keyword known to be in
+        the text, so a top-level condition on it is left out."""
+        if known is not None:
+            if self._is_keyword(node, known):
+                return "True"
+            if isinstance(node, And):
+                rest = [child for child in node.children if not self._is_keyword(child, known)]
+                if len(rest) < len(node.children):
+                    return "(" + " and ".join(map(self.expression, rest)) + ")" if rest else "True"
         if isinstance(node, Term):
             if not node.text:
                 return "False"
-            return f"C[{self.constant(keyword(node))}] in {'T' if node.field == 'title' else 'B'}"
+            if node.field == "title":
+                return f"{self._literal(keyword(node))} in T"
+            return f"{self._literal(self.keyword_id(keyword(node)))} in S"
         if isinstance(node, Filter):
-            index = self.constant(node.value)
+            value = self._literal(float(node.value) if node.field == "rating" else str(node.value))
             if node.field == "rating":
-                return f"(F.rating is not None and F.rating {_PYTHON_OPS[node.op]} C[{index}])"
-            return _FILTER_CODE[node.field].format(index)
+                return f"(M.rating is not None and M.rating {_PYTHON_OPS[node.op]} {value})"
+            return _FILTER_CODE[node.field].format(value)
         if isinstance(node, Not):
             return f"not ({self.expression(node.child)})"
         joiner = " and " if isinstance(node, And) else " or "
         return "(" + joiner.join(map(self.expression, node.children)) + ")"
 
-    def function(self, expression: str) -> Callable[[str, str, _Facts], bool]:
-        return eval(f"lambda B, T, F: {expression}", self.namespace)  # noqa: S307 - see module docstring
+    def _is_keyword(self, node: Node, ident: int) -> bool:
+        return isinstance(node, Term) and bool(node.text) and node.field != "title" and self.keywords.get(keyword(node)) == ident
+
+    def checks(self, selected: dict[int, list[tuple[Node, Sequence[int]]]]) -> tuple[Callable[..., None] | None, ...]:
+        """For each keyword id that selects rules, a function
+        `check(S, T, M, add)` that calls `add(rule number)` for each rule it
+        selects whose query holds (rules sharing a query share the test);
+        None for keywords that select nothing."""
+        shapes: dict[str, int] = {}  # function source -> shape number
+        made: list[tuple[int, int, tuple[object, ...]]] = []  # (keyword id, shape, defaults)
+        for ident, groups in selected.items():
+            self._parameters = []
+            lines = []
+            for query, members in groups:
+                condition = self.expression(query, known=ident)
+                adds = "; ".join(f"add({self._literal(rule)})" for rule in members)
+                lines.append(f"    {adds}" if condition == "True" else f"    if {condition}: {adds}")
+            parameters, self._parameters = self._parameters, None
+            signature = "".join(f", _{i}" for i in range(len(parameters)))
+            body = f"(S, T, M, add{signature}):\n" + "\n".join(lines)
+            made.append((ident, shapes.setdefault(body, len(shapes)), tuple(parameters)))
+        namespace = dict(self.namespace)
+        source = "\n".join(f"def _{number}{body}" for body, number in shapes.items())
+        exec(compile(source, "<earful rules>", "exec"), namespace)  # noqa: S102 - see module docstring
+        found: list[Callable[..., None] | None] = [None] * len(self.keywords)
+        for ident, shape, defaults in made:
+            code = namespace[f"_{shape}"].__code__  # type: ignore[attr-defined]
+            found[ident] = types.FunctionType(code, namespace, f"rules_{ident}", defaults)
+        return tuple(found)
+
+    def function(self, expression: str) -> Callable[[set, str, Mention], bool]:
+        return eval(f"lambda S, T, M: {expression}", self.namespace)  # noqa: S307 - see module docstring
 
 
 @dataclass(frozen=True)
@@ -183,23 +250,47 @@ class _Parsed:
     query: Node
 
 
+# `Match` is a frozen dataclass; building one through its __init__ costs about
+# three times as much as filling its __dict__, and a busy post yields several.
+# The fast path is taken only while Match keeps a plain __dict__ and its fields.
+_MATCH_FIELDS = ("mention_key", "rule_id", "pack", "labels", "severity", "destinations", "reply_within", "escalate")
+_FAST_MATCH = tuple(f.name for f in dataclasses.fields(Match)) == _MATCH_FIELDS and not hasattr(Match, "__slots__")
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
 @dataclass(frozen=True)
 class _Compiled:
     pack: str
     rule: Rule
 
-    def verdict(self, mention_key: str) -> Match:
+    def fields(self) -> dict[str, Any]:
+        """The verdict's fields except `mention_key`, in field order."""
         rule = self.rule
-        return Match(
-            mention_key=mention_key,
-            rule_id=rule.id,
-            pack=self.pack,
-            labels=rule.labels,
-            severity=rule.severity,
-            destinations=rule.notify,
-            reply_within=rule.reply_within,
-            escalate=rule.escalate,
-        )
+        return {
+            "rule_id": rule.id,
+            "pack": self.pack,
+            "labels": rule.labels,
+            "severity": rule.severity,
+            "destinations": rule.notify,
+            "reply_within": rule.reply_within,
+            "escalate": rule.escalate,
+        }
+
+
+def _verdict(mention_key: str, fields: dict[str, Any]) -> Match:
+    if _FAST_MATCH:
+        match = _new_object(Match)
+        _set_attribute(match, "__dict__", {"mention_key": mention_key, **fields})
+        return match
+    return Match(mention_key=mention_key, **fields)
+
+
+_ids = operator.itemgetter(1)  # (end index, keyword id) -> keyword id
+
+
+def _nothing(text: str) -> tuple[()]:
+    return ()
 
 
 class Matcher:
@@ -216,7 +307,7 @@ class Matcher:
         # Rules with the same query (templates copied between packs) share one
         # test, evaluated once per mention: a "group".
         group_of: dict[str, int] = {}
-        tests: list[Callable[[str, str, _Facts], bool]] = []
+        queries: list[Node] = []
         members: list[list[int]] = []
         by_key: dict[TriggerKey, list[int]] = {}
         always: list[int] = []
@@ -226,8 +317,8 @@ class Matcher:
             rules.append(_Compiled(item.pack, item.rule))
             expression = codegen.expression(item.query)
             if expression not in group_of:
-                group = group_of[expression] = len(tests)
-                tests.append(codegen.function(expression))
+                group = group_of[expression] = len(queries)
+                queries.append(item.query)
                 members.append([])
                 keys = _triggers(item.query)
                 if keys is None:
@@ -235,22 +326,28 @@ class Matcher:
                 for key in keys or ():
                     by_key.setdefault(key, []).append(group)
             members[group_of[expression]].append(len(rules) - 1)
-        self._rules = tuple(rules)
-        self._tests = tuple(tests)
+        self._fields = tuple(rule.fields() for rule in rules)
+        self._packs = tuple(rule.pack for rule in rules)
         self._members = tuple(map(tuple, members))
-        self._always = tuple(always)
+        self._uses_title = any(" in T" in expression for expression in group_of)
+        expressions = list(group_of)
+
+        # Groups selected by a metadata value (source, type, author) or by
+        # nothing at all get one test function each.
         self._by_value = {key: tuple(found) for key, found in by_key.items() if isinstance(key, tuple)}
         self._indexed_fields = tuple(f for f in _INDEXED if any(key[0] == f for key in self._by_value))
-        self._automaton = None
-        words = {key: tuple(found) for key, found in by_key.items() if isinstance(key, str)}
-        if words:
-            import ahocorasick  # C extension; only needed once rules are compiled
+        self._always = tuple(always)
+        tested = set(always).union(*self._by_value.values())
+        self._tests = {group: codegen.function(expressions[group]) for group in sorted(tested)}
 
-            automaton = ahocorasick.Automaton()
-            for word, triggered in words.items():
-                automaton.add_word(word, triggered)
-            automaton.make_automaton()
-            self._automaton = automaton
+        # Groups selected by a keyword: one function per trigger keyword tests
+        # every group it selects, knowing the keyword is there.
+        words = {codegen.keyword_id(key): found for key, found in by_key.items() if isinstance(key, str)}
+        self._checks: tuple[Callable[..., None] | None, ...] = codegen.checks(
+            {ident: [(queries[group], self._members[group]) for group in found] for ident, found in words.items()}
+        )
+        self._automaton = _automaton(codegen.keywords)
+        self._iter = self._automaton.iter if self._automaton is not None else _nothing
 
     @classmethod
     def compile(cls, packs: Sequence[RulePack]) -> "Matcher":
@@ -278,26 +375,36 @@ class Matcher:
     def match(self, mention: Mention, packs: Collection[str] | None = None) -> list[Match]:
         """The verdicts of every enabled rule that matches `mention`, in pack
         order then rule order; only rules of `packs` when it is given."""
-        title = normalize(mention.title) if mention.title else ""
-        text = normalize(mention.text) if mention.text else ""
-        both = f" {title} \n {text} "
-        candidates = set(self._always)
-        if self._automaton is not None:
-            for _, triggered in self._automaton.iter(both):
-                candidates.update(triggered)
-        facts = _Facts(mention)
-        for field in self._indexed_fields:
-            candidates.update(self._by_value.get((field, facts.indexed(field)), ()))
-        if not candidates:
-            return []
-        padded_title = f" {title} "
-        matched: list[int] = []
-        for group in candidates:
-            if self._tests[group](both, padded_title, facts):
-                matched.extend(self._members[group])
-        matched.sort()
-        rules = [self._rules[i] for i in matched]
-        return [r.verdict(mention.key) for r in rules if packs is None or r.pack in packs]
+        indices = self._matching(mention)
+        return self._verdicts(mention.key, indices, packs) if indices else indices
+
+    def _matching(self, mention: Mention) -> list[int]:
+        """Numbers of the enabled rules that match `mention`, ascending."""
+        both = normalize_pair(mention.title or "", mention.text or "")
+        # One C-level pass finds every keyword of every rule in the text.
+        found = set(map(_ids, self._iter(both)))
+        title = both[: both.index(SEPARATOR)] if self._uses_title else ""  # " title words "
+        matched: set[int] = set()
+        if found:
+            add = matched.add
+            for check in filter(None, map(self._checks.__getitem__, found)):
+                check(found, title, mention, add)
+        if self._tests:
+            candidates = set(self._always)
+            for field in self._indexed_fields:
+                candidates.update(self._by_value.get((field, _indexed_value(mention, field)), ()))
+            tests, members = self._tests, self._members
+            for group in candidates:
+                if tests[group](found, title, mention):
+                    matched.update(members[group])
+        return sorted(matched) if matched else []
+
+    def _verdicts(self, key: str, indices: Sequence[int], packs: Collection[str] | None) -> list[Match]:
+        fields = self._fields
+        if packs is None:
+            return [_verdict(key, fields[i]) for i in indices]
+        rule_packs = self._packs
+        return [_verdict(key, fields[i]) for i in indices if rule_packs[i] in packs]
 
     def dead_rules(self) -> list[RuleProblem]:
         """Rules (enabled or not) whose query can never match any mention;
@@ -308,6 +415,19 @@ class Matcher:
             if reason:
                 problems.append(RuleProblem(item.pack, item.index, item.rule.id, reason))
         return problems
+
+
+def _automaton(keywords: dict[str, int]) -> Any:
+    """An Aho-Corasick automaton whose value for each keyword is its id; None without keywords."""
+    if not keywords:
+        return None
+    import ahocorasick  # C extension; only needed once rules are compiled
+
+    automaton = ahocorasick.Automaton()
+    for word, ident in keywords.items():
+        automaton.add_word(word, ident)
+    automaton.make_automaton()
+    return automaton
 
 
 def matches_query(query: str, mention: Mention) -> bool:

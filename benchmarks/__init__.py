@@ -1,0 +1,1 @@
+"""Reproducible performance runs of earful; `python -m benchmarks` (see README.md here)."""
