@@ -76,11 +76,29 @@ def canonical_url(url: str) -> str:
     return urlunsplit(("https", host + port, path, urlencode(query), ""))
 
 
+_ASCII = bytes(range(128))
+_COMBINING: dict[str, bool] = {}  # per distinct code point: is it a combining mark? (bounded by Unicode)
+
+
+def _strip_accents(body: str) -> str:
+    """NFKD, then drop combining marks: looping over distinct non-ASCII characters only
+    (found with byte operations in C), not over every character of the text."""
+    body = unicodedata.normalize("NFKD", body)
+    distinct = set(body.encode("utf-8", "surrogatepass").translate(None, _ASCII).decode("utf-8", "surrogatepass"))
+    for char in distinct:
+        drop = _COMBINING.get(char)
+        if drop is None:
+            drop = _COMBINING[char] = bool(unicodedata.combining(char))
+        if drop:
+            body = body.replace(char, "")
+    return body
+
+
 def text_fingerprint(title: str, text: str) -> str:
     """Hash of the words of a mention, or "" when there are too few to trust."""
     body = _URL_IN_TEXT.sub(" ", f"{title} {text}")
     if not body.isascii():
-        body = "".join(c for c in unicodedata.normalize("NFKD", body) if not unicodedata.combining(c))
+        body = _strip_accents(body)
     words = _WORD.findall(body.casefold())
     if len(words) < MIN_FINGERPRINT_WORDS:
         return ""
