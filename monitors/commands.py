@@ -264,8 +264,9 @@ def report(config: Optional[Path] = ConfigOption,
         return
     table = Table(title=f"reply KPIs, queries first seen in the last {since}"
                   + (" (business hours)" if cfg.business_hours() else ""))
-    for column in ("channel", "queries", "answered", "first response (median)", "p90", "within SLA", "breaches", "still open", "unknown"):
-        table.add_column(column, justify="left" if column == "channel" else "right")
+    table.caption = "FRT: time to the brand's first reply; in SLA: share of decided queries answered in time"
+    for column in ("channel", "queries", "answered", "median FRT", "p90 FRT", "in SLA", "breaches", "open", "unknown"):
+        table.add_column(column, justify="left" if column == "channel" else "right", no_wrap=True)
 
     def duration(seconds: float | None) -> str:
         return "—" if seconds is None else format_duration(timedelta(seconds=round(seconds)))

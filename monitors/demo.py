@@ -132,6 +132,8 @@ def run_demo(directory: Path, out: Console) -> int:
             running.enter_context(server)
         helpdesk_destination = {**helpdesk_destination, "base_url": helpdesk.url}
         config = load_config(write_config(directory, slack.url, sources, helpdesk_destination))
+        _write_env(directory, {"EARFUL_DEMO_SLACK_TOKEN": DEMO_TOKEN, **helpdesk.demo_env,
+                               **{k: v for source in sources for k, v in source.env.items()}})
         out.rule("[bold]earful demo[/bold]")
         out.print(f"sources and Slack are local servers; state: {escape(str(config.state_path))}"
                   + (" (existing: this is a repeat run)" if second_run else ""))
@@ -196,6 +198,13 @@ def _show_queries(out: Console, config: Any) -> None:
         out.print(report)
     finally:
         store.close()
+
+
+def _write_env(directory: Path, env: dict[str, str]) -> None:
+    """The demo's fake credentials beside its cron.yaml, so `earful status/report -c DIR/cron.yaml` work on it."""
+    lines = ["# Fake credentials of the demo's local servers (written by `earful demo`)."]
+    lines += [f"{name}={value}" for name, value in sorted(env.items())]
+    (directory / ".env").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _show_tickets(out: Console, helpdesk: Any) -> None:

@@ -202,6 +202,12 @@ def test_flood_control_rolls_a_catch_up_into_one_summary(deployment, feeds, slac
     store.close()
     run(load_config(deployment))  # the next tick sends no held item and no second summary
     assert len(slack.messages(CHANNEL)) == 21
+    from earful.monitors import digest
+
+    store = Store(deployment.parent / "state.db")
+    week = digest.build(load_config(deployment), store, utcnow() + timedelta(minutes=1), "week", name="test")
+    store.close()
+    assert week.total.current == 500 and week.held_total == 480, "every item is in the digest, held ones listed"
 
 
 def test_a_timed_out_post_that_reached_slack_is_not_sent_again(deployment, feeds, slack, monkeypatch):
