@@ -43,7 +43,6 @@ SecretStr, come from `${ENV}`, and never appear in a message.
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
 from datetime import datetime
@@ -421,13 +420,7 @@ class JiraDestination(Destination):
     def _http(self) -> tk.HttpApi:
         if self._api is None:
             options = self.options
-            if options.token is not None:
-                secret = options.token.get_secret_value()
-                authorization = f"Bearer {secret}"
-            else:
-                assert options.api_token is not None and options.email
-                secret = options.api_token.get_secret_value()
-                authorization = "Basic " + base64.b64encode(f"{options.email}:{secret}".encode()).decode()
+            authorization, secret = tk.authorization(options, "{email}")
             self._api = tk.HttpApi(
                 self._where(),
                 options.base_url,

@@ -32,6 +32,7 @@ idle cron tick imports destinations without sending anything.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
 import json
@@ -618,3 +619,19 @@ def json_errors(response: "requests.Response") -> str:
                 parts.append(str(item))
     text = fmt.clean("; ".join(dict.fromkeys(p for p in parts if p)))
     return fmt.truncate(text, ERROR_BODY_CHARS * 2) if text else body_excerpt(response)
+
+
+def authorization(options: Any, basic_login: str) -> tuple[str, str]:
+    """(Authorization header, secret) for `token` (Bearer) or `email` + `api_token` (Basic).
+
+    `basic_login` formats the Basic user from the email ("{email}" for Jira,
+    "{email}/token" for Zendesk). Both strings are returned so the HTTP
+    helper can scrub them from any message.
+    """
+    if options.token is not None:
+        secret = options.token.get_secret_value()
+        return f"Bearer {secret}", secret
+    assert options.api_token is not None and options.email
+    secret = options.api_token.get_secret_value()
+    user = basic_login.format(email=options.email)
+    return "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode(), secret

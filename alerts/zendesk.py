@@ -36,7 +36,6 @@ Retry-After is honoured through the outbox.
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
 from datetime import datetime
@@ -280,13 +279,7 @@ class ZendeskDestination(Destination):
     def _http(self) -> tk.HttpApi:
         if self._api is None:
             options = self.options
-            if options.token is not None:
-                secret = options.token.get_secret_value()
-                authorization = f"Bearer {secret}"
-            else:
-                assert options.api_token is not None and options.email
-                secret = options.api_token.get_secret_value()
-                authorization = "Basic " + base64.b64encode(f"{options.email}/token:{secret}".encode()).decode()
+            authorization, secret = tk.authorization(options, "{email}/token")
             self._api = tk.HttpApi(self._where(), self.base, timeout=options.timeout, headers={"Authorization": authorization},
                                    describe=tk.json_errors, hints=HINTS, secrets=[secret, authorization])
         return self._api
