@@ -38,23 +38,25 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-def _term(node: Term) -> str:
+def _term(node: Term, comment: bool) -> str:
+    """A look-ahead for one word or phrase; on a comment, unfielded words skip the title line
+    (a comment's title is its thread's, as in the engine)."""
     body = re.escape(node.text)
     left = "" if node.prefix_wildcard else r"(?<!\S)"
     right = "" if node.suffix_wildcard else r"(?!\S)"
-    scope = "[^\n]*?" if node.field == "title" else ".*?"
+    scope = "[^\n]*?" if node.field == "title" else ("[^\n]*\n.*?" if comment else ".*?")
     return f"(?={scope}{left}{body}{right})"
 
 
-def _regex(node: Node) -> str:
+def _regex(node: Node, comment: bool = False) -> str:
     if isinstance(node, Term):
-        return _term(node) if node.text else "(?!)"
+        return _term(node, comment) if node.text else "(?!)"
     if isinstance(node, Not):
-        return f"(?!{_regex(node.child)})"
+        return f"(?!{_regex(node.child, comment)})"
     if isinstance(node, And):
-        return "".join(_regex(child) for child in node.children)
+        return "".join(_regex(child, comment) for child in node.children)
     if isinstance(node, Or):
-        return "(?:" + "|".join(_regex(child) for child in node.children) + ")"
+        return "(?:" + "|".join(_regex(child, comment) for child in node.children) + ")"
     raise ValueError(f"the baseline takes field filters only at the top level of a rule, not {node}")
 
 
@@ -116,7 +118,7 @@ class NaiveMatcher:
     """`match(mention)` -> [(pack, rule id)] of matching enabled rules, in pack then rule order."""
 
     def __init__(self, packs: Sequence[RulePack]):
-        self.rules: list[tuple[str, str, re.Pattern[str], tuple[Callable[[Mention], bool], ...]]] = []
+        self.rules: list[tuple[str, str, re.Pattern[str], re.Pattern[str], tuple[Callable[[Mention], bool], ...]]] = []
         for pack in packs:
             for rule in pack.rules:
                 if not rule.enabled:
@@ -125,13 +127,16 @@ class NaiveMatcher:
                 parts = tree.children if isinstance(tree, And) else (tree,)
                 checks = tuple(_check(p) for p in parts if _is_filter(p))
                 text = [p for p in parts if not _is_filter(p)]
-                pattern = "".join(_regex(p) for p in text)
-                self.rules.append((pack.name, rule.id, re.compile(pattern, re.S), checks))
+                post = re.compile("".join(_regex(p) for p in text), re.S)
+                comment = re.compile("".join(_regex(p, comment=True) for p in text), re.S)
+                self.rules.append((pack.name, rule.id, post, comment, checks))
 
     def match(self, mention: Mention) -> list[tuple[str, str]]:
         document = f"{normalize(mention.title or '')}\n{normalize(mention.text or '')}"
+        on_comment = mention.kind in ("comment", "reply") and bool(mention.title)
         found = []
-        for pack, rule_id, regex, checks in self.rules:
+        for pack, rule_id, post, comment, checks in self.rules:
+            regex = comment if on_comment else post
             if all(check(mention) for check in checks) and regex.match(document):
                 found.append((pack, rule_id))
         return found

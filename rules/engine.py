@@ -287,6 +287,7 @@ def _verdict(mention_key: str, fields: dict[str, Any]) -> Match:
 
 
 _ids = operator.itemgetter(1)  # (end index, keyword id) -> keyword id
+THREAD_KINDS = frozenset({"comment", "reply"})  # their title is the thread's, not theirs
 
 
 def _nothing(text: str) -> tuple[()]:
@@ -343,6 +344,10 @@ class Matcher:
         # Groups selected by a keyword: one function per trigger keyword tests
         # every group it selects, knowing the keyword is there.
         words = {codegen.keyword_id(key): found for key, found in by_key.items() if isinstance(key, str)}
+        # Comments are tested apart (see `_matching_comment`): keep what that needs.
+        self._groups_by_word = {ident: tuple(found) for ident, found in words.items()}
+        self._codegen, self._expressions = codegen, expressions
+        self._full_tests: dict[int, Callable[..., bool]] = dict(self._tests)
         self._checks: tuple[Callable[..., None] | None, ...] = codegen.checks(
             {ident: [(queries[group], self._members[group]) for group in found] for ident, found in words.items()}
         )
@@ -380,6 +385,8 @@ class Matcher:
 
     def _matching(self, mention: Mention) -> list[int]:
         """Numbers of the enabled rules that match `mention`, ascending."""
+        if mention.kind in THREAD_KINDS and mention.title:
+            return self._matching_comment(mention)
         both = normalize_pair(mention.title or "", mention.text or "")
         # One C-level pass finds every keyword of every rule in the text.
         found = set(map(_ids, self._iter(both)))
@@ -398,6 +405,32 @@ class Matcher:
                 if tests[group](found, title, mention):
                     matched.update(members[group])
         return sorted(matched) if matched else []
+
+    def _matching_comment(self, mention: Mention) -> list[int]:
+        """A comment's title is its thread's title: context, not what the
+        commenter wrote. Unfielded words are looked for in the text alone;
+        `title:` still sees the thread title. (Else "Good question,
+        following." under "How do I ... Acme?" would be a question about
+        Acme.) Triggers may sit in the title, so every selected rule is
+        tested in full here, without the trigger shortcut of `_matching`."""
+        both = normalize_pair(mention.title, mention.text or "")
+        cut = both.index(SEPARATOR)
+        found_all = set(map(_ids, self._iter(both)))
+        found_text = set(map(_ids, self._iter(both[cut:])))
+        title = both[:cut]
+        candidates: set[int] = set(self._always)
+        for ident in found_all:
+            candidates.update(self._groups_by_word.get(ident, ()))
+        for field in self._indexed_fields:
+            candidates.update(self._by_value.get((field, _indexed_value(mention, field)), ()))
+        matched: set[int] = set()
+        for group in candidates:
+            test = self._full_tests.get(group)
+            if test is None:
+                test = self._full_tests[group] = self._codegen.function(self._expressions[group])
+            if test(found_text, title, mention):
+                matched.update(self._members[group])
+        return sorted(matched)
 
     def _verdicts(self, key: str, indices: Sequence[int], packs: Collection[str] | None) -> list[Match]:
         fields = self._fields

@@ -443,7 +443,12 @@ def _reference(node: Node, m: Mention) -> bool:
     """What a query means, written the slow and obvious way."""
     if isinstance(node, Term):
         pattern = _term_regex(node.raw, node.prefix_wildcard, node.suffix_wildcard)
-        places = [m.title] if node.field == "title" else [m.title, m.text]
+        if node.field == "title":
+            places = [m.title]
+        elif m.kind in ("comment", "reply"):  # a comment's title is its thread's: only `title:` looks at it
+            places = [m.text]
+        else:
+            places = [m.title, m.text]
         return pattern is not None and any(pattern.search(_fold(p)) for p in places)
     if isinstance(node, Filter):
         value = node.value
@@ -565,3 +570,15 @@ def test_keywords_carry_their_word_boundaries() -> None:
 
 def test_negated_filter_literal_shape() -> None:
     assert parse("-rating:5") == Not(Filter("rating", "=", 5.0))
+
+
+def test_a_comment_matches_on_what_it_says_not_on_its_thread_title() -> None:
+    """'Good question, following.' under 'How do I export from Acme?' is not a question about Acme."""
+    matcher = Matcher.compile([pack("p", 'acme ("how do i" OR refund)', "title:acme following")])
+    thread = "How do I export from Acme?"
+    comment = mention("Good question, following.", title=thread, kind="comment")
+    assert [m.rule_id for m in matcher.match(comment)] == ["r1"]
+    post = mention("", title=thread, kind="post")
+    assert [m.rule_id for m in matcher.match(post)] == ["r0"]
+    answering = mention("acme refunds take a week; how do i know? ask support", title=thread, kind="comment")
+    assert [m.rule_id for m in matcher.match(answering)] == ["r0"]
