@@ -80,7 +80,7 @@ def table(sections: list[Section], info: dict[str, str], quick: bool) -> Table:
             result.add_row(f"[dim]check: {escape(check.name)}[/dim]", "", "", "", mark,
                            "" if check.passed else escape(check.detail[:400]))
         for note in section.notes:
-            result.add_row(f"[dim]note[/dim]", "", "", "", "", f"[dim]{escape(note)}[/dim]")
+            result.add_row("[dim]note[/dim]", "", "", "", "", f"[dim]{escape(note)}[/dim]")
     return result
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl  # noqa: F401  (HttpUrl re-exported)
+from pydantic import BaseModel, ConfigDict, Field
 
 MentionKind = Literal["post", "comment", "reply", "review", "message"]
 KINDS: tuple[str, ...] = ("post", "comment", "reply", "review", "message")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
+from typing import Any, Iterator
 
 SLACK_TOKEN = "xoxb-test-token"
 CHANNEL = "C0TESTSUPP1"
@@ -44,3 +48,22 @@ def earful(*args: str, env: dict[str, str] | None = None, cwd: Path | None = Non
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "earful.monitors.cli", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd, timeout=120)
+
+
+@contextlib.contextmanager
+def demo_deployment(tmp_path: Path, monkeypatch: Any, source: Any) -> Iterator[Any]:
+    """A fake's `demo_source` under the demo rule pack, with console destinations
+    `support` and `marketing`: yields the loaded Config while the fake runs."""
+    from earful.monitors.config import load_config
+
+    for name, value in source.env.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    (tmp_path / "rules" / "acme.yaml").write_text((resources.files("earful.monitors") / "demo_data" / "acme.yaml").read_text())
+    with source.server:
+        monitor = {k: v.replace("{url}", source.server.url) if isinstance(v, str) else v for k, v in source.monitor.items()}
+        lines = "\n".join(f"    {k}: {json.dumps(v)}" for k, v in monitor.items())
+        (tmp_path / "cron.yaml").write_text(f"state: state.db\ndestinations:\n  support:\n    type: console\n"
+                                            f"  marketing:\n    type: console\nmonitors:\n  {source.name}:\n{lines}\n"
+                                            f"    rules: [acme]\n    notify: [support]\n")
+        yield load_config(tmp_path / "cron.yaml")

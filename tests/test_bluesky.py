@@ -23,6 +23,8 @@ from earful.monitors.fakes.server import Response
 from earful.monitors.runner import run
 from earful.monitors.store import Store
 
+from .support import demo_deployment
+
 PASSWORD = "abcd-efgh-ijkl-mnop"
 BRAND = "acme.bsky.social"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -443,20 +445,8 @@ def test_end_to_end_three_runs_alert_each_match_once(tmp_path: Path, sky: Bluesk
 
 
 def test_demo_source_alerts_the_right_items_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from importlib import resources
-
     source = demo_source(time.time())
-    for name, value in source.env.items():
-        monkeypatch.setenv(name, value)
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "acme.yaml").write_text((resources.files("earful.monitors") / "demo_data" / "acme.yaml").read_text())
-    with source.server:
-        monitor = {k: v.replace("{url}", source.server.url) if isinstance(v, str) else v for k, v in source.monitor.items()}
-        lines = "\n".join(f"    {k}: {json.dumps(v)}" for k, v in monitor.items())
-        (tmp_path / "cron.yaml").write_text(f"state: state.db\ndestinations:\n  support:\n    type: console\n"
-                                            f"  marketing:\n    type: console\nmonitors:\n  {source.name}:\n{lines}\n"
-                                            f"    rules: [acme]\n    notify: [support]\n")
-        config = load_config(tmp_path / "cron.yaml")
+    with demo_deployment(tmp_path, monkeypatch, source) as config:
         first = run(config, force_all=True)
         assert first.monitors[0].ok, first.monitors[0].error
         store = Store(tmp_path / "state.db")

@@ -200,7 +200,7 @@ def seed_support(store: Store, keep: dict[str, Mention]) -> None:
 
 
 def test_a_seeded_week_counts_volume_changes_reviews_and_top_items(config, store):
-    keep = seed_week(store)
+    seed_week(store)
     digest = dg.build(config, store, END, "week", top=5)
 
     assert (digest.start, digest.end) == (START, END)

@@ -87,7 +87,7 @@ def test_brand_accounts_never_alert(deployment, feeds, slack):
 def test_failing_monitor_does_not_stop_the_others(deployment, feeds, slack):
     text = deployment.read_text() + (
         "  broken:\n    connector: rss\n    url: https://down.example/feed\n"
-        f"    base_url: http://127.0.0.1:9\n    timeout: 2\n    rules: [acme]\n    notify: [support]\n"
+        "    base_url: http://127.0.0.1:9\n    timeout: 2\n    rules: [acme]\n    notify: [support]\n"
     )
     deployment.write_text(text)
     feeds.set_feed("/latest.atom", atom(POSTS))

@@ -15,7 +15,6 @@ from earful.monitors.config import load_config
 from earful.monitors.runner import run
 from earful.monitors.store import Store
 
-from . import fake_connector
 from .fake_connector import SOURCES, Script
 from .support import CHANNEL, SLACK_TOKEN
 
