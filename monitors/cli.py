@@ -19,7 +19,7 @@ def _idle_config(argv: list[str]) -> Path | None:
     """The config path if argv is a plain scheduled `run`, else None."""
     if not argv or argv[0] != "run":
         return None
-    rest = argv[1:]
+    rest = [arg for arg in argv[1:] if arg not in ("--quiet", "-q")]
     config = os.environ.get("EARFUL_CONFIG", DEFAULT_CONFIG)
     if len(rest) == 2 and rest[0] in ("--config", "-c"):
         config = rest[1]

@@ -110,6 +110,7 @@ def run(
     all_: bool = typer.Option(False, "--all", help="Run every enabled monitor, due or not."),
     monitor: Optional[list[str]] = typer.Option(None, "--monitor", "-m", help="Run only this monitor (repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Fetch and match, print what would alert; write and send nothing."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only problems (for cron, which mails any output)."),
 ) -> None:
     """Run the monitors that are due, then deliver pending alerts."""
     from .runner import run as run_monitors
@@ -121,6 +122,8 @@ def run(
         for name in unknown:
             err.print(escape(str(Problem(str(cfg.path), 0, f"no monitor named '{name}' (defined: {', '.join(cfg.monitors)})"))))
         raise typer.Exit(2)
+    if quiet:
+        out.quiet = True  # problems go to `err`, which stays loud
     report = run_monitors(cfg, names=monitor or None, force_all=all_, dry_run=dry_run, progress=_print_outcome)
     if report.locked_out:
         out.print("another earful run is still working on this state file; this tick does nothing.")

@@ -89,3 +89,18 @@ def test_check_online_names_the_monitor_whose_source_fails(deployment, feeds, ca
     assert invoke("check", "--online", "--config", str(deployment)) == 1
     out = capsys.readouterr().out
     assert "forum" in out and "credentials rejected" in out
+
+
+def test_quiet_run_prints_only_problems(deployment, feeds, capsys):
+    from .support import atom
+
+    feeds.set_feed("/latest.atom", atom([("1", "Acme is broken", "acme broken")]))
+    assert invoke("run", "--quiet", "--config", str(deployment)) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    from earful.monitors.idle import nothing_due
+
+    assert nothing_due(deployment), "`run --quiet` keeps the idle fast path"
+    from earful.monitors.cli import _idle_config
+
+    assert _idle_config(["run", "--quiet", "--config", "x.yaml"]) is not None
