@@ -39,8 +39,13 @@ def main(argv: list[str] | None = None) -> None:
         if nothing_due(config):
             sys.exit(0)
     from .commands import app
+    from .store import StateError
 
-    app(args=args, prog_name="earful")
+    try:
+        app(args=args, prog_name="earful", standalone_mode=True)
+    except StateError as exc:  # typer re-raises non-click errors; this one is the operator's to fix, not a bug
+        sys.stderr.write(f"earful: {exc}\n")
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

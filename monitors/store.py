@@ -128,24 +128,37 @@ _UPSERT_MATCH = (f"insert or replace into matches ({', '.join(_MATCH_COLUMNS)}) 
                  f"values ({', '.join('?' for _ in _MATCH_COLUMNS)})")
 
 
+class StateError(Exception):
+    """state.db cannot be opened or upgraded (corrupt, not a database, not writable, disk full)."""
+
+
 class Store:
     """The state file. Open one per process; not shared across threads."""
 
     def __init__(self, path: Path | str):
+        import sqlite3
+
         import sqlite_utils
 
         self.path = path
         memory = str(path) == ":memory:"
-        self.db = sqlite_utils.Database(memory=True) if memory else sqlite_utils.Database(str(path))
-        conn = self.db.conn
-        conn.execute("PRAGMA busy_timeout = 30000")
-        if not memory:
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        # 64 MiB page cache: dedupe lookups stay flat with a million items (measured: 17 -> 7 us per lookup)
-        conn.execute("PRAGMA cache_size = -65536")
-        conn.execute("PRAGMA foreign_keys = ON")
-        migrations.apply(self.db)
+        try:
+            self.db = sqlite_utils.Database(memory=True) if memory else sqlite_utils.Database(str(path))
+            conn = self.db.conn
+            conn.execute("PRAGMA busy_timeout = 30000")
+            if not memory:
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            # 64 MiB page cache: dedupe lookups stay flat with a million items (measured: 17 -> 7 us per lookup)
+            conn.execute("PRAGMA cache_size = -65536")
+            conn.execute("PRAGMA foreign_keys = ON")
+            migrations.apply(self.db)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise StateError(
+                f"{path}: cannot open the state database ({exc}). Check the file and its directory are writable "
+                "and that it is an earful state.db; if it is damaged, move it aside: earful starts a fresh one "
+                "(and may alert again on items it had seen)"
+            ) from None
 
     def close(self) -> None:
         self.db.close()

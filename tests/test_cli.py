@@ -104,3 +104,13 @@ def test_quiet_run_prints_only_problems(deployment, feeds, capsys):
     from earful.monitors.cli import _idle_config
 
     assert _idle_config(["run", "--quiet", "--config", "x.yaml"]) is not None
+
+
+def test_a_corrupt_state_file_is_a_clear_error_not_a_traceback(deployment):
+    from .support import earful
+
+    (deployment.parent / "state.db").write_text("this is not a database")
+    for command in (["run"], ["status"], ["report"]):
+        result = earful(*command, "--config", str(deployment))
+        assert result.returncode == 1, result
+        assert "cannot open the state database" in result.stderr and "Traceback" not in result.stderr
