@@ -55,6 +55,7 @@ def _load(config: Optional[Path]):
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details (tracebacks of failing monitors).")) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    out.quiet = False  # `run --quiet` turns it on for its own invocation only
 
 
 @app.command()
