@@ -237,7 +237,11 @@ def run(config: Config, *, names: Sequence[str] | None = None, force_all: bool =
             report.replies = _follow_up(config, store, clock(), resources)
             report.health = health.check(config, store, clock())
             if config.settings.spikes is not None:  # before delivery, so a spike goes out this tick
-                report.spikes = spikes.check(config, store, clock(), config.settings.spikes)
+                try:
+                    report.spikes = spikes.check(config, store, clock(), config.settings.spikes)
+                except Exception as exc:  # noqa: BLE001 - a broken spike check must not hold up delivery
+                    log.debug("spike check failed", exc_info=True)
+                    report.digest_errors.append(f"spike check: {type(exc).__name__}: {exc}")
             report.delivery = deliver(config, store, pool, clock)
             report.update_errors = replies.apply_answer_updates(config, store, pool.get, build_alert)
             for due_digest in digests.due(config, store, clock()):  # after delivery: lists what flood control held
