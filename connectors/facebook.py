@@ -66,14 +66,14 @@ edit time for comments), and comments under posts that tag the Page
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, Mention, ReplyStatus
-from .graph import DEFAULT_VERSION, VERSION_PATTERN, GraphClient, Watermark, duration, epoch, first_line, is_gone, parse_time
+from .base import Connector, ConnectorContext, ConnectorError, FetchResult, Mention, ReplyStatus
+from .graph import GraphOptions, Watermark, epoch, first_line, is_gone, parse_time
 
 SOURCE = "facebook"
 SITE = "facebook.com"
@@ -98,24 +98,12 @@ PERMISSIONS = {
 }
 
 
-class FacebookOptions(ConnectorOptions):
+class FacebookOptions(GraphOptions):
     page_id: str = Field(pattern=r"^\d+$", description="The numeric Page id.")
-    page_token: SecretStr = Field(description="A long-lived Page access token, e.g. ${FACEBOOK_PAGE_TOKEN}.")
-    app_secret: SecretStr | None = Field(default=None, description="App secret, to send appsecret_proof when the app requires it.")
-    api_version: str = Field(default=DEFAULT_VERSION, pattern=VERSION_PATTERN, description="Graph API version, e.g. v21.0.")
     visitor_posts: bool = Field(default=True, description="Also read /visitor_posts (posts by others on the Page).")
     tagged: bool = Field(default=True, description="Read posts that tag the Page.")
     ratings: bool = Field(default=True, description="Read Page recommendations.")
     messenger: bool = Field(default=False, description="Read Messenger conversations waiting for a reply (pages_messaging).")
-    comment_window: timedelta = Field(default=timedelta(days=14), gt=timedelta(0), description="Watch posts this young for new comments.")
-    first_run_lookback: timedelta = Field(default=timedelta(days=1), gt=timedelta(0), description="History read on the first run.")
-    page_size: int = Field(default=50, ge=1, le=100, description="Items per Graph request (`limit`).")
-    max_pages: int = Field(default=10, ge=1, le=500, description="Pages read per edge and per post in one run.")
-
-    @field_validator("comment_window", "first_run_lookback", mode="before")
-    @classmethod
-    def _durations(cls, value: Any) -> Any:
-        return duration(value)
 
 
 class FacebookConnector(Connector):
@@ -125,14 +113,7 @@ class FacebookConnector(Connector):
 
     def __init__(self, options: FacebookOptions, context: ConnectorContext):
         super().__init__(options, context)
-        self.graph = GraphClient(
-            options,
-            f"facebook monitor {context.monitor!r}",
-            token=options.page_token,
-            app_secret=options.app_secret,
-            version=options.api_version,
-            token_advice=TOKEN_ADVICE,
-        )
+        self.graph = options.graph_client(f"facebook monitor {context.monitor!r}", TOKEN_ADVICE)
         self.brand_ids = {options.page_id} | context.brand_names(SOURCE)
 
     # -- fetch ------------------------------------------------------------------

@@ -40,11 +40,11 @@ import hmac
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from .base import ConnectorError, ConnectorOptions
 from .http import HttpClient, redact_url
@@ -420,3 +420,25 @@ def duration(value: Any) -> Any:
     if isinstance(value, str) and (m := _DURATION.match(value)):
         return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
     return value
+
+
+class GraphOptions(ConnectorOptions):
+    """What every Graph API monitor (Facebook Page, Instagram account) takes."""
+
+    page_token: SecretStr = Field(description="The Page access token (for Instagram: the linked Page's), e.g. ${FACEBOOK_PAGE_TOKEN}.")
+    app_secret: SecretStr | None = Field(default=None, description="App secret, to send appsecret_proof when the app requires it.")
+    api_version: str = Field(default=DEFAULT_VERSION, pattern=VERSION_PATTERN, description="Graph API version, e.g. v21.0.")
+    comment_window: timedelta = Field(default=timedelta(days=14), gt=timedelta(0),
+                                      description="Watch posts or media this young for new comments.")
+    first_run_lookback: timedelta = Field(default=timedelta(days=1), gt=timedelta(0), description="History read on the first run.")
+    page_size: int = Field(default=50, ge=1, le=100, description="Items per Graph request (`limit`).")
+    max_pages: int = Field(default=10, ge=1, le=500, description="Pages read per edge and per post or media in one run.")
+
+    @field_validator("comment_window", "first_run_lookback", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        return duration(value)
+
+    def graph_client(self, label: str, token_advice: str) -> GraphClient:
+        return GraphClient(self, label, token=self.page_token, app_secret=self.app_secret, version=self.api_version,
+                           token_advice=token_advice)

@@ -58,10 +58,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, Mention, ReplyStatus
-from .graph import DEFAULT_VERSION, VERSION_PATTERN, GraphClient, Watermark, duration, epoch, first_line, parse_time
+from .base import Connector, ConnectorContext, ConnectorError, FetchResult, Mention, ReplyStatus
+from .graph import GraphOptions, Watermark, duration, epoch, first_line, parse_time
 
 SOURCE = "instagram"
 SITE = "instagram.com"
@@ -75,23 +75,16 @@ COMMENT_FIELDS = f"id,text,username,timestamp,like_count,hidden,replies{{{REPLY_
 PERMISSIONS = {"media": "instagram_basic", "tags": "instagram_manage_comments", "comments": "instagram_manage_comments"}
 
 
-class InstagramOptions(ConnectorOptions):
+class InstagramOptions(GraphOptions):
     ig_user_id: str = Field(pattern=r"^\d+$", description="The Instagram professional account id (instagram_business_account.id).")
-    page_token: SecretStr = Field(description="Page access token of the linked Facebook Page, e.g. ${FACEBOOK_PAGE_TOKEN}.")
-    app_secret: SecretStr | None = Field(default=None, description="App secret, to send appsecret_proof when the app requires it.")
-    api_version: str = Field(default=DEFAULT_VERSION, pattern=VERSION_PATTERN)
     username: str | None = Field(default=None, description="The account's username; looked up once when not set.")
     tags: bool = Field(default=True, description="Read media by others that tag the account.")
-    comment_window: timedelta = Field(default=timedelta(days=14), gt=timedelta(0), description="Watch media this young for comments.")
-    first_run_lookback: timedelta = Field(default=timedelta(days=1), gt=timedelta(0), description="History read on the first run.")
     rescan_every: timedelta = Field(default=timedelta(hours=6), gt=timedelta(0),
                                     description="Re-read commented media this often even when comments_count did not move.")
-    page_size: int = Field(default=50, ge=1, le=100)
-    max_pages: int = Field(default=10, ge=1, le=500, description="Pages read per edge and per media in one run.")
 
-    @field_validator("comment_window", "first_run_lookback", "rescan_every", mode="before")
+    @field_validator("rescan_every", mode="before")
     @classmethod
-    def _durations(cls, value: Any) -> Any:
+    def _rescan(cls, value: Any) -> Any:
         return duration(value)
 
 
@@ -102,14 +95,7 @@ class InstagramConnector(Connector):
 
     def __init__(self, options: InstagramOptions, context: ConnectorContext):
         super().__init__(options, context)
-        self.graph = GraphClient(
-            options,
-            f"instagram monitor {context.monitor!r}",
-            token=options.page_token,
-            app_secret=options.app_secret,
-            version=options.api_version,
-            token_advice=TOKEN_ADVICE,
-        )
+        self.graph = options.graph_client(f"instagram monitor {context.monitor!r}", TOKEN_ADVICE)
         self.username = (options.username or "").lstrip("@").lower() or None
 
     @property
