@@ -172,7 +172,7 @@ def _show_queries(out: Console, config: Any) -> None:
 
     store = Store(config.state_path)
     try:
-        queries = [Query.from_row(r) for r in store._rows("select * from queries order by posted_at")]
+        queries = [Query.from_row(r) for r in store.rows("select * from queries order by posted_at")]
         now = datetime.now(timezone.utc)
         table = Table(title="unanswered-query tracking (reply SLAs)")
         for column in ("item", "SLA", "state"):

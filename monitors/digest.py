@@ -361,7 +361,7 @@ def build(config: "Config", store: Store, period_end: datetime, period: str, fil
     chart_days = max(PERIOD_DAYS[period], CHART_DAYS)
     since = min(prev_start, _wall_shift(end, tz, -chart_days))
     where, params = item_filter(filters)
-    rows = store._rows(
+    rows = store.rows(
         f"select i.key, i.cluster, i.source, i.site, i.kind, i.rating, i.first_seen_at from items i "
         f"where i.first_seen_at >= ? and i.first_seen_at < ? and {where}", [iso(since), iso(end), *params])
     current = [r for r in rows if r["first_seen_at"] >= iso(start)]
@@ -397,7 +397,7 @@ def _count(values) -> dict[str, int]:
 def _verdicts(store: Store, since: datetime, until: datetime, where: str, params: list[Any]
               ) -> dict[str, tuple[str, tuple[str, ...]]]:
     """(highest severity, labels) per item key, over every rule that matched it."""
-    rows = store._rows(
+    rows = store.rows(
         f"select m.item_key, m.severity, m.labels from matches m join items i on i.key = m.item_key "
         f"where i.first_seen_at >= ? and i.first_seen_at < ? and {where}", [iso(since), iso(until), *params])
     found: dict[str, tuple[str, dict[str, None]]] = {}
@@ -457,7 +457,7 @@ def _top_items(store: Store, current: list[dict[str, Any]], verdicts: Mapping[st
         if row["first_seen_at"] < entry["first"]["first_seen_at"]:
             entry["first"] = row
         entry["last"] = max(entry["last"], row["first_seen_at"])
-    places = {r["cluster"]: r["n"] for r in store._rows(
+    places = {r["cluster"]: r["n"] for r in store.rows(
         f"select c.cluster, count(*) n from items c where c.cluster in (select i.cluster from items i "
         f"where i.first_seen_at >= ? and i.first_seen_at < ? and {where}) group by c.cluster", [iso(start), iso(end), *params])}
     severity: dict[str, str | None] = {}
@@ -499,7 +499,7 @@ def _sla(config: "Config", store: Store, start: datetime, end: datetime, filters
 
 def _unanswered(store: Store, start: datetime, end: datetime, where: str, params: list[Any]) -> dict[str, Any]:
     """Queries nobody from the brand answered: still open, or given up on during the period."""
-    rows = store._rows(
+    rows = store.rows(
         f"select q.item_key, q.posted_at, q.deadline, q.status from queries q join items i on i.key = q.item_key "
         f"where q.seen_at < ? and (q.status = 'open' or (q.status = 'unanswered' and q.closed_at >= ?)) and {where} "
         f"order by q.deadline, q.item_key", [iso(end), iso(start), *params])
@@ -514,15 +514,15 @@ def _unanswered(store: Store, start: datetime, end: datetime, where: str, params
 
 def _channels(config: "Config", store: Store, start: datetime, end: datetime, filters: DigestFilters) -> dict[str, Any]:
     """Monitors that failed runs or went unwatched in the period (and how many were watched at all)."""
-    runs = {r["monitor"]: r for r in store._rows(
+    runs = {r["monitor"]: r for r in store.rows(
         "select monitor, count(*) runs, sum(status in ('failed', 'crashed')) failures from runs "
         "where started_at >= ? and started_at < ? group by monitor", [iso(start), iso(end)])}
-    errors = {r["monitor"]: r["error"] for r in store._rows(
+    errors = {r["monitor"]: r["error"] for r in store.rows(
         "select monitor, error from runs r where status in ('failed', 'crashed') and started_at >= ? and started_at < ? "
         "and id = (select max(id) from runs x where x.monitor = r.monitor and x.status in ('failed', 'crashed') "
         "and x.started_at >= ? and x.started_at < ?)", [iso(start), iso(end), iso(start), iso(end)])}
     incidents: dict[str, dict[str, None]] = {}
-    for row in store._rows("select monitor, payload from outbox where kind = 'health' and created_at >= ? and created_at < ?",
+    for row in store.rows("select monitor, payload from outbox where kind = 'health' and created_at >= ? and created_at < ?",
                            [iso(start), iso(end)]):
         payload = json.loads(row["payload"] or "{}")
         for mention in payload.get("mentions") or ():
@@ -550,7 +550,7 @@ def _channels(config: "Config", store: Store, start: datetime, end: datetime, fi
 
 def _held(store: Store, start: datetime, end: datetime, where: str, params: list[Any]) -> dict[str, Any]:
     """Alerts flood control held back in the period, one entry per item (whatever the destinations)."""
-    rows = store._rows(
+    rows = store.rows(
         f"select o.cluster, o.destination, o.created_at from outbox o join items i on i.key = o.cluster "
         f"where o.status = 'held' and o.kind in ('alert', 'escalation') and o.created_at >= ? and o.created_at < ? "
         f"and {where} order by o.created_at, o.id", [iso(start), iso(end), *params])
@@ -570,7 +570,7 @@ def _spikes(store: Store, start: datetime, end: datetime, filters: DigestFilters
     """Volume spikes raised in the period (see spikes.py); with filters, only the selected keys."""
     if not _has_table(store, "spike_alerts"):
         return ()
-    rows = store._rows("select * from spike_alerts where hour >= ? and hour < ? order by hour, dimension, value",
+    rows = store.rows("select * from spike_alerts where hour >= ? and hour < ? order by hour, dimension, value",
                        [iso(start), iso(end)])
     wanted = {"monitor": filters.monitors, "source": filters.sources, "rule": filters.rules}
     notes = []
@@ -583,7 +583,7 @@ def _spikes(store: Store, start: datetime, end: datetime, filters: DigestFilters
 
 
 def _has_table(store: Store, name: str) -> bool:
-    return store._one("select 1 x from sqlite_master where type = 'table' and name = ?", [name]) is not None
+    return store.row("select 1 x from sqlite_master where type = 'table' and name = ?", [name]) is not None
 
 
 # -- scheduling ------------------------------------------------------------------------
@@ -617,12 +617,12 @@ def ensure_table(store: Store) -> None:
 def _run_rows(store: Store, name: str, end: datetime) -> dict[str, dict[str, Any]]:
     if not _has_table(store, "digest_runs"):
         return {}
-    rows = store._rows("select * from digest_runs where digest = ? and period_end = ?", [name, iso(end)])
+    rows = store.rows("select * from digest_runs where digest = ? and period_end = ?", [name, iso(end)])
     return {r["destination"]: r for r in rows}
 
 
 def _ever_sent(store: Store, name: str) -> bool:
-    return _has_table(store, "digest_runs") and store._one("select 1 x from digest_runs where digest = ? limit 1", [name]) is not None
+    return _has_table(store, "digest_runs") and store.row("select 1 x from digest_runs where digest = ? limit 1", [name]) is not None
 
 
 def _wants(row: dict[str, Any] | None, now: datetime) -> bool:

@@ -32,7 +32,7 @@ def allowance(store: Store, destination: str, options: object, now: datetime) ->
         limits.append(per_run)
     per_hour = getattr(options, "max_per_hour", None)
     if per_hour is not None:
-        sent = store._one(
+        sent = store.row(
             "select count(*) n from outbox where destination = ? and status = 'delivered' and kind in ('alert', 'escalation') "
             "and delivered_at >= ?", [destination, iso(now - timedelta(hours=1))])["n"]
         limits.append(max(0, per_hour - sent))
@@ -54,8 +54,8 @@ def hold_excess(store: Store, destination: str, options: object, rows: list[Outb
         store.enqueue(summary["key"], summary["cluster"], destination, summary["monitor"], now, kind="summary",
                       payload=summary["payload"])
     kept = [r for r in rows if r.id not in held_ids]
-    created = store._one("select * from outbox where key = ?", [summary["key"]])
-    return kept + [store._outbox(created)] if created else kept
+    created = store.row("select * from outbox where key = ?", [summary["key"]])
+    return kept + [store.outbox_row(created)] if created else kept
 
 
 def _summary(store: Store, destination: str, rows: list[OutboxRow], now: datetime) -> dict:

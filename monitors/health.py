@@ -35,7 +35,7 @@ class HealthEvent:
 
 def usual_gap(store: Store, monitor: str, now: datetime) -> timedelta | None:
     """The longest gap between runs that found something new, over the last 30 days."""
-    rows = store._rows("select started_at from runs where monitor = ? and status = 'ok' and new_items > 0 and started_at >= ? "
+    rows = store.rows("select started_at from runs where monitor = ? and status = 'ok' and new_items > 0 and started_at >= ? "
                        "order by started_at", [monitor, iso(now - LEARN_WINDOW)])
     times = [parse_iso(r["started_at"]) for r in rows]
     gaps = [b - a for a, b in zip(times, times[1:])]

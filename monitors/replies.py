@@ -176,7 +176,7 @@ class RecheckReport:
 
 
 def due_queries(store: Store, now: datetime) -> list[Query]:
-    rows = store._rows("select * from queries where status = 'open' and next_check_at <= ? order by next_check_at", [iso(now)])
+    rows = store.rows("select * from queries where status = 'open' and next_check_at <= ? order by next_check_at", [iso(now)])
     return [Query.from_row(r) for r in rows]
 
 
@@ -245,7 +245,7 @@ def _apply(store: Store, query: Query, status: ReplyStatus, now: datetime, repor
 
 def escalate_breaches(config: Config, store: Store, now: datetime, report: RecheckReport) -> None:
     """One escalation per breached open query, queued in the outbox."""
-    rows = store._rows("select * from queries where status = 'open' and deadline <= ? and escalated_at is null", [iso(now)])
+    rows = store.rows("select * from queries where status = 'open' and deadline <= ? and escalated_at is null", [iso(now)])
     for query in map(Query.from_row, rows):
         matches = store.cluster_matches(query.cluster)
         targets: dict[str, None] = {}
@@ -253,7 +253,7 @@ def escalate_breaches(config: Config, store: Store, now: datetime, report: Reche
             targets.update(dict.fromkeys(match.escalate or ()))
         thread_keys: dict[str, str | None] = {}
         if not targets:  # no escalate: answer under the original messages
-            for row in store._rows("select destination, key from outbox where cluster = ? and kind = 'alert'", [query.cluster]):
+            for row in store.rows("select destination, key from outbox where cluster = ? and kind = 'alert'", [query.cluster]):
                 targets[row["destination"]] = None
                 thread_keys[row["destination"]] = row["key"]
         waited = format_duration(query.sla)
@@ -272,7 +272,7 @@ def escalate_breaches(config: Config, store: Store, now: datetime, report: Reche
 
 def alert_note(store: Store, cluster: str) -> str | None:
     """What an item alert should say about its reply SLA when it goes out."""
-    row = store._one("select * from queries where cluster = ?", [cluster])
+    row = store.row("select * from queries where cluster = ?", [cluster])
     if row is None:
         return None
     query = Query.from_row(row)
@@ -299,7 +299,7 @@ def answer_note(query: Query, config: Config) -> str:
 def apply_answer_updates(config: Config, store: Store, destination_for: Callable[[str], Any], build_alert: Callable) -> list[str]:
     """Edit every delivered message of each newly answered item; errors are returned, rows stay pending."""
     errors: list[str] = []
-    for row in store._rows("select * from queries where update_pending = 1"):
+    for row in store.rows("select * from queries where update_pending = 1"):
         query = Query.from_row(row)
         note = answer_note(query, config)
         done = True
@@ -312,7 +312,7 @@ def apply_answer_updates(config: Config, store: Store, destination_for: Callable
             except DeliveryError as exc:
                 errors.append(str(exc))
                 done = False
-        pending_alerts = store._one("select count(*) n from outbox where cluster = ? and kind = 'alert' and status != 'delivered'",
+        pending_alerts = store.row("select count(*) n from outbox where cluster = ? and kind = 'alert' and status != 'delivered'",
                                     [query.cluster])["n"]
         if done and not pending_alerts:
             with store.db.atomic():
@@ -321,11 +321,11 @@ def apply_answer_updates(config: Config, store: Store, destination_for: Callable
 
 
 def next_check_time(store: Store) -> datetime | None:
-    row = store._one("select min(next_check_at) t from queries where status = 'open'")
+    row = store.row("select min(next_check_at) t from queries where status = 'open'")
     return parse_iso(row["t"]) if row and row["t"] else None
 
 
 def next_deadline(store: Store) -> datetime | None:
     """The earliest deadline still waiting for its escalation."""
-    row = store._one("select min(deadline) t from queries where status = 'open' and escalated_at is null")
+    row = store.row("select min(deadline) t from queries where status = 'open' and escalated_at is null")
     return parse_iso(row["t"]) if row and row["t"] else None

@@ -47,7 +47,7 @@ def p90(values: list[float]) -> float:
 
 def kpis(config: Config, store: Store, since: datetime, now: datetime) -> list[ChannelKpis]:
     hours = config.business_hours()
-    rows = store._rows("select * from queries where seen_at >= ? order by source", [iso(since)])
+    rows = store.rows("select * from queries where seen_at >= ? order by source", [iso(since)])
     by_channel: dict[str, tuple[ChannelKpis, list[float]]] = {}
     for query in map(Query.from_row, rows):
         kpi, times = by_channel.setdefault(query.source, (ChannelKpis(query.source), []))

@@ -144,7 +144,7 @@ def hourly_counts(store: Store, since: datetime, until: datetime, keys: tuple[st
         by_monitor[monitor] = by_monitor.get(monitor, 0) + n
 
     if "monitor" in keys or "source" in keys:
-        for row in store._rows(
+        for row in store.rows(
                 f"select substr(i.first_seen_at, 1, 13) hour, i.monitor, i.source, count(*) n from items i "
                 f"where i.first_seen_at >= ? and i.first_seen_at < ? and i.author_is_brand = 0 and {fresh} "
                 f"group by hour, i.monitor, i.source", params):
@@ -153,7 +153,7 @@ def hourly_counts(store: Store, since: datetime, until: datetime, keys: tuple[st
             if "source" in keys:
                 add("source", row["source"], row["hour"], row["monitor"], row["n"])
     if "rule" in keys:
-        for row in store._rows(
+        for row in store.rows(
                 f"select substr(i.first_seen_at, 1, 13) hour, i.monitor, m.pack, m.rule_id, count(distinct i.key) n "
                 f"from matches m join items i on i.key = m.item_key "
                 f"where i.first_seen_at >= ? and i.first_seen_at < ? and i.author_is_brand = 0 and {fresh} "
@@ -171,7 +171,7 @@ def baseline(series: _Series, hour: datetime, window_days: int) -> tuple[float, 
 
 
 def _first_runs(store: Store) -> dict[str, datetime]:
-    rows = store._rows("select monitor, min(started_at) first from runs group by monitor")
+    rows = store.rows("select monitor, min(started_at) first from runs group by monitor")
     return {r["monitor"]: parse_iso(r["first"]) for r in rows}
 
 
@@ -210,7 +210,7 @@ def check(config: "Config", store: Store, now: datetime, spike_config: SpikeConf
 
 def _recorded_or_cooling(store: Store, dimension: str, value: str, hour: datetime, cooldown: timedelta) -> bool:
     """True when this hour was already alerted, or another spike of the key is within `cooldown` of it."""
-    rows = store._rows("select hour from spike_alerts where dimension = ? and value = ? and hour > ? and hour < ?",
+    rows = store.rows("select hour from spike_alerts where dimension = ? and value = ? and hour > ? and hour < ?",
                        [dimension, value, iso(hour - cooldown - HOUR), iso(hour + cooldown + HOUR)])
     for row in rows:
         other = parse_iso(row["hour"])
@@ -229,7 +229,7 @@ def _top(store: Store, dimension: str, value: str, hour: datetime, spike_config:
         params: list[Any] = [pack, rule_id]
     else:
         where, params = f"i.{dimension} = ?", [value]
-    rows = store._rows(
+    rows = store.rows(
         f"select i.title, i.text, i.url, (select count(*) from items c where c.cluster = i.cluster) places from items i "
         f"where i.first_seen_at >= ? and i.first_seen_at < ? and i.author_is_brand = 0 and {where} "
         f"order by places desc, i.first_seen_at desc limit ?",

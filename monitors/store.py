@@ -163,22 +163,24 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    # -- helpers --------------------------------------------------------
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    # -- plain SQL, for the modules that own their tables (replies, health, flood, digest) --
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Every row of `sql` as a dict."""
         cursor = self.db.execute(sql, params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 
-    def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
-        rows = self._rows(sql, params)
+    def row(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        """The first row of `sql`, or None."""
+        rows = self.rows(sql, params)
         return rows[0] if rows else None
 
     # -- monitors and runs ----------------------------------------------
     def monitor_state(self, name: str) -> dict[str, Any]:
-        return self._one("select * from monitor_state where monitor = ?", [name]) or {"monitor": name}
+        return self.row("select * from monitor_state where monitor = ?", [name]) or {"monitor": name}
 
     def all_monitor_states(self) -> dict[str, dict[str, Any]]:
-        return {row["monitor"]: row for row in self._rows("select * from monitor_state")}
+        return {row["monitor"]: row for row in self.rows("select * from monitor_state")}
 
     def start_run(self, monitor: str, now: datetime) -> int:
         """Record a run as started. `last_start` is written only when it
@@ -218,10 +220,10 @@ class Store:
                 )
 
     def recent_runs(self, monitor: str, limit: int = 20) -> list[dict[str, Any]]:
-        return self._rows("select * from runs where monitor = ? order by id desc limit ?", [monitor, limit])
+        return self.rows("select * from runs where monitor = ? order by id desc limit ?", [monitor, limit])
 
     def run_totals(self, since: datetime) -> dict[str, dict[str, Any]]:
-        rows = self._rows(
+        rows = self.rows(
             "select monitor, count(*) runs, sum(status = 'failed') failures, sum(new_items) new_items, sum(alerts) alerts "
             "from runs where started_at >= ? group by monitor",
             [iso(since)],
@@ -240,7 +242,7 @@ class Store:
 
     # -- request budgets ----------------------------------------------
     def budget_used(self, monitor: str, period: str) -> int:
-        row = self._one("select used from budgets where monitor = ? and period = ?", [monitor, period])
+        row = self.row("select used from budgets where monitor = ? and period = ?", [monitor, period])
         return row["used"] if row else 0
 
     def save_budget(self, monitor: str, period: str, used: int, limit: int | None, now: datetime) -> None:
@@ -249,11 +251,11 @@ class Store:
                                        "updated_at": iso(now)}, pk=("monitor", "period"))
 
     def budgets(self, period: str) -> dict[str, dict[str, Any]]:
-        return {r["monitor"]: r for r in self._rows("select * from budgets where period = ?", [period])}
+        return {r["monitor"]: r for r in self.rows("select * from budgets where period = ?", [period])}
 
     # -- cursors --------------------------------------------------------
     def cursor(self, monitor: str) -> dict[str, Any] | None:
-        row = self._one("select cursor from cursors where monitor = ?", [monitor])
+        row = self.row("select cursor from cursors where monitor = ?", [monitor])
         return json.loads(row["cursor"]) if row else None
 
     # -- ingestion: the commit point -------------------------------------
@@ -340,24 +342,24 @@ class Store:
         return cursor.rowcount == 1
 
     def delivered_remote_id(self, key: str) -> str | None:
-        row = self._one("select remote_id from outbox where key = ? and status = 'delivered'", [key])
+        row = self.row("select remote_id from outbox where key = ? and status = 'delivered'", [key])
         return row["remote_id"] if row else None
 
     def delivered_rows(self, cluster: str, kind: str = "alert") -> list["OutboxRow"]:
-        rows = self._rows("select * from outbox where cluster = ? and kind = ? and status = 'delivered' order by id", [cluster, kind])
-        return [self._outbox(r) for r in rows]
+        rows = self.rows("select * from outbox where cluster = ? and kind = ? and status = 'delivered' order by id", [cluster, kind])
+        return [self.outbox_row(r) for r in rows]
 
     # -- items -----------------------------------------------------------
     def item(self, key: str) -> Mention | None:
-        row = self._one("select * from items where key = ?", [key])
+        row = self.row("select * from items where key = ?", [key])
         return row_to_mention(row) if row else None
 
     def cluster_mentions(self, cluster: str) -> list[Mention]:
-        rows = self._rows("select * from items where cluster = ? order by first_seen_at, rowid", [cluster])
+        rows = self.rows("select * from items where cluster = ? order by first_seen_at, rowid", [cluster])
         return [row_to_mention(r) for r in rows]
 
     def cluster_matches(self, cluster: str) -> list[Match]:
-        rows = self._rows(
+        rows = self.rows(
             "select m.* from matches m join items i on i.key = m.item_key where i.cluster = ? order by i.first_seen_at, m.rowid",
             [cluster],
         )
@@ -371,7 +373,7 @@ class Store:
         return self.db.execute(f"select count(*) from [{table}]").fetchone()[0]
 
     # -- outbox ------------------------------------------------------------
-    def _outbox(self, row: dict[str, Any]) -> OutboxRow:
+    def outbox_row(self, row: dict[str, Any]) -> OutboxRow:
         return OutboxRow(
             id=row["id"], key=row["key"], cluster=row["cluster"], destination=row["destination"], monitor=row["monitor"],
             status=row["status"], attempts=row["attempts"], next_attempt_at=parse_iso(row["next_attempt_at"]),
@@ -381,24 +383,24 @@ class Store:
         )
 
     def due_outbox(self, now: datetime, destinations: Iterable[str] | None = None) -> list[OutboxRow]:
-        rows = self._rows(
+        rows = self.rows(
             "select * from outbox where status in ('pending', 'sending') and (next_attempt_at is null or next_attempt_at <= ?) "
             "order by id",
             [iso(now)],
         )
         wanted = None if destinations is None else set(destinations)
-        return [self._outbox(r) for r in rows if wanted is None or r["destination"] in wanted]
+        return [self.outbox_row(r) for r in rows if wanted is None or r["destination"] in wanted]
 
     def outbox_rows(self, status: str | None = None) -> list[OutboxRow]:
         if status is None:
-            return [self._outbox(r) for r in self._rows("select * from outbox order by id")]
-        return [self._outbox(r) for r in self._rows("select * from outbox where status = ? order by id", [status])]
+            return [self.outbox_row(r) for r in self.rows("select * from outbox order by id")]
+        return [self.outbox_row(r) for r in self.rows("select * from outbox where status = ? order by id", [status])]
 
     def pending_count(self) -> int:
         return self.db.execute("select count(*) from outbox where status in ('pending', 'sending')").fetchone()[0]
 
     def next_outbox_attempt(self) -> datetime | None:
-        row = self._one("select min(next_attempt_at) t from outbox where status in ('pending', 'sending')")
+        row = self.row("select min(next_attempt_at) t from outbox where status in ('pending', 'sending')")
         return parse_iso(row["t"]) if row else None
 
     def mark_sending(self, row_id: int, now: datetime) -> None:
@@ -426,13 +428,13 @@ class Store:
             )
 
     def outbox_stats(self) -> dict[str, dict[str, int]]:
-        rows = self._rows("select destination, status, count(*) n from outbox group by destination, status")
+        rows = self.rows("select destination, status, count(*) n from outbox group by destination, status")
         stats: dict[str, dict[str, int]] = {}
         for row in rows:
             stats.setdefault(row["destination"], {})[row["status"]] = row["n"]
         return stats
 
     def sent_per_monitor(self, since: datetime) -> dict[str, int]:
-        rows = self._rows("select monitor, count(*) n from outbox where status = 'delivered' and delivered_at >= ? group by monitor",
+        rows = self.rows("select monitor, count(*) n from outbox where status = 'delivered' and delivered_at >= ? group by monitor",
                           [iso(since)])
         return {r["monitor"]: r["n"] for r in rows}

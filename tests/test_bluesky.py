@@ -451,7 +451,7 @@ def test_demo_source_alerts_the_right_items_once(tmp_path: Path, monkeypatch: py
         assert first.monitors[0].ok, first.monitors[0].error
         store = Store(tmp_path / "state.db")
         alerts = {store.item(row.cluster).text[:25]: row.destination for row in store.outbox_rows()}
-        items = [store.item(r["key"]) for r in store._rows("select key from items")]
+        items = [store.item(r["key"]) for r in store.rows("select key from items")]
         store.close()
         assert sorted(alerts.values()) == ["marketing", "support", "support", "support"]
         assert not any(t.startswith(("We're hiring", "A heron", "Is there a way to apply")) for t in alerts)

@@ -397,7 +397,7 @@ def seed_hostile(store: Store) -> None:
     seed(store, "feeds", day(1, 11), "reddit", "js", title="<script>alert(1)</script>", url="javascript:alert(1)",
          rules=("bug",), text="x" * 5000)
     seed(store, "feeds", day(1, 12), "reddit", "long", title="L" * 5000, rules=("bug",))
-    rows = store._rows("select key from items")
+    rows = store.rows("select key from items")
     for row in rows:
         store.enqueue(f"{row['key']}#marketing", row["key"], "marketing", "feeds", day(6, 1))
     store.db.execute("update outbox set status = 'held'")
@@ -525,7 +525,7 @@ def test_dry_run_builds_everything_and_sends_nothing(config, store, slack):
     assert [d.status for d in report.deliveries] == ["dry-run"]
     assert png_size(report.chart) == (1000, 500)
     assert slack.requests == []
-    assert store._one("select count(*) n from digest_runs")["n"] == 0, "a dry run records nothing"
+    assert store.row("select count(*) n from digest_runs")["n"] == 0, "a dry run records nothing"
 
 
 def test_undefined_or_unsuitable_destinations_fail_clearly(config, store):

@@ -505,7 +505,7 @@ def test_demo_source_alerts_the_right_items_once(tmp_path: Path, monkeypatch: py
         assert first.monitors[0].ok, first.monitors[0].error
         store = Store(tmp_path / "state.db")
         texts = {store.item(row.cluster).text[:40]: row.destination for row in store.outbox_rows()}
-        items = {m.key: m for m in map(store.item, [r["key"] for r in store._rows("select key from items")])}
+        items = {m.key: m for m in map(store.item, [r["key"] for r in store.rows("select key from items")])}
         store.close()
         assert len(texts) == 7 and list(texts.values()).count("marketing") == 1
         assert not any(t.startswith(("Acme CRM 5.2 is out", "Anyone up for")) for t in texts)  # the brand's post, chatter

@@ -103,7 +103,7 @@ def post(external_id: str, text: str, at: datetime, author: str = "customer", pa
 
 def queries(config) -> dict[str, dict]:
     store = Store(config.state_path)
-    rows = {r["item_key"]: r for r in store._rows("select * from queries")}
+    rows = {r["item_key"]: r for r in store.rows("select * from queries")}
     store.close()
     return rows
 
