@@ -57,6 +57,8 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
+from earful.rules.models import Names
+
 from . import tickets as tk
 from .base import Alert, DeliveryError, Destination, DestinationOptions
 
@@ -109,7 +111,7 @@ class EmailOptions(DestinationOptions):
     username: str | None = None
     password: SecretStr | None = Field(default=None, validate_default=True, description="${SMTP_PASSWORD}")
     sender: str = Field(description='From: "earful <alerts@acme.example>"; its domain also names Message-IDs.')
-    to: tuple[str, ...] = Field(min_length=1, description="Recipients, e.g. the help desk's support address.")
+    to: Names = Field(min_length=1, description="Recipients, e.g. the help desk's support address.")
     reply_to: str | None = None
     subject_prefix: str = Field(default="[earful]", max_length=50)
 
@@ -155,10 +157,6 @@ class EmailOptions(DestinationOptions):
             parse_address(value)
         return value
 
-    @field_validator("to", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
 
     @field_validator("to")
     @classmethod

@@ -55,6 +55,8 @@ from urllib.parse import quote
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
+from earful.rules.models import Names
+
 from . import tickets as tk
 from .base import Alert, DeliveryError, Destination, DestinationOptions
 
@@ -96,10 +98,10 @@ class GitHubOptions(DestinationOptions):
     base_url: str | None = Field(default=None, description="API root; default https://api.github.com (GHES: https://HOST/api/v3).")
     repository: str = Field(description="owner/repo")
     token: SecretStr = Field(description="A token with Issues read/write: ${GITHUB_TOKEN}.")
-    labels: tuple[str, ...] = Field(default=(), description="Extra labels on every issue.")
-    assignees: tuple[str, ...] = Field(default=(), description="Logins to assign (ignored by GitHub without push access).")
+    labels: Names = Field(default=(), description="Extra labels on every issue.")
+    assignees: Names = Field(default=(), description="Logins to assign (ignored by GitHub without push access).")
     close_on_answer: bool = Field(default=False, description="Close the issue when the brand answered.")
-    escalation_labels: tuple[str, ...] = Field(default=("sla-breached",), description="Labels added on an SLA breach.")
+    escalation_labels: Names = Field(default=("sla-breached",), description="Labels added on an SLA breach.")
     reconcile_pages: int = Field(default=10, ge=1, le=100, description="Pages of 100 issues scanned for an earlier delivery.")
 
     @field_validator("base_url")
@@ -120,10 +122,6 @@ class GitHubOptions(DestinationOptions):
             raise ValueError(f"{value!r} is not owner/repo")
         return value
 
-    @field_validator("labels", "assignees", "escalation_labels", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
 
     @field_validator("labels", "escalation_labels")
     @classmethod

@@ -50,7 +50,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
-from earful.rules.models import Severity
+from earful.rules.models import Names, Severity
 
 from . import tickets as tk
 from .base import Alert, DeliveryError, Destination, DestinationOptions
@@ -91,7 +91,7 @@ class JiraOptions(DestinationOptions):
     email: str | None = Field(default=None, description="Atlassian account email, with api_token (Basic auth).")
     api_token: SecretStr | None = Field(default=None, description="Atlassian API token: ${JIRA_API_TOKEN}.")
     token: SecretStr | None = Field(default=None, validate_default=True, description="Bearer token instead of email/api_token.")
-    labels: tuple[str, ...] = Field(default=(), description="Extra labels on every issue.")
+    labels: Names = Field(default=(), description="Extra labels on every issue.")
     priorities: dict[Severity, str] | None = Field(
         default_factory=lambda: dict(DEFAULT_PRIORITIES),
         description="Severity -> Jira priority name; null to leave the priority to Jira.",
@@ -115,10 +115,6 @@ class JiraOptions(DestinationOptions):
             raise ValueError(f"{value!r} is not a Jira project key (letters, digits, underscores, e.g. SUP)")
         return value.upper()
 
-    @field_validator("labels", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
 
     @field_validator("labels")
     @classmethod

@@ -44,12 +44,12 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from http.client import HTTPException
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
 
-from earful.rules.models import Severity
+from earful.rules.models import Severity, one_or_many
 
 from . import format as fmt
 from .base import Alert, DeliveryError, Destination, DestinationOptions
@@ -134,7 +134,7 @@ class SlackOptions(DestinationOptions):
     min_interval: float = Field(default=1.0, ge=0, le=60, description="Seconds between posts to one channel.")
     max_retries: int = Field(default=2, ge=0, le=10, description="Retries of a rate-limited call, honouring Retry-After.")
     mention: str | None = Field(default=None, description="Who to ping, e.g. <!subteam^S0123ABCD> or <@U0123ABCD>.")
-    mention_on: tuple[Severity, ...] = Field(default=(), description="Severities that add `mention`.")
+    mention_on: Annotated[tuple[Severity, ...], BeforeValidator(one_or_many)] = Field(default=(), description="Severities that add `mention`.")
 
     @field_validator("token")
     @classmethod
@@ -161,10 +161,6 @@ class SlackOptions(DestinationOptions):
             return None
         return value if value.endswith("/") else value + "/"
 
-    @field_validator("mention_on", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
 
     @field_validator("mention")
     @classmethod

@@ -43,7 +43,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
-from earful.rules.models import Severity
+from earful.rules.models import Names, Severity
 
 from . import tickets as tk
 from .base import Alert, Destination, DestinationOptions
@@ -90,7 +90,7 @@ class ZendeskOptions(DestinationOptions):
     email: str | None = Field(default=None, description="Agent email, with api_token (Basic email/token).")
     api_token: SecretStr | None = Field(default=None, description="Zendesk API token: ${ZENDESK_API_TOKEN}.")
     token: SecretStr | None = Field(default=None, validate_default=True, description="OAuth access token instead of email/api_token.")
-    tags: tuple[str, ...] = Field(default=(), description="Extra tags on every ticket.")
+    tags: Names = Field(default=(), description="Extra tags on every ticket.")
     priorities: dict[Severity, ZendeskPriority] = Field(default_factory=lambda: dict(DEFAULT_PRIORITIES))
     html: bool = Field(default=True, description="Send the comment as html_body (else plain body).")
     public: bool = Field(default=False, description="Make the first comment public (e-mails the requester).")
@@ -122,10 +122,6 @@ class ZendeskOptions(DestinationOptions):
             raise ValueError("Zendesk needs `subdomain` (acme for https://acme.zendesk.com) or `base_url`")
         return value
 
-    @field_validator("tags", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
 
     @field_validator("token")
     @classmethod

@@ -32,12 +32,12 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from earful.connectors.base import Mention
-from earful.rules.models import Match, Names, format_duration, parse_duration
+from earful.rules.models import Match, Names, format_duration, one_or_many, parse_duration
 
 from .store import Store, iso, match_to_row, mention_to_row, parse_iso
 
@@ -69,7 +69,7 @@ class SpikeConfig(BaseModel):
     window_days: int = Field(default=7, ge=1, le=90)
     cooldown: timedelta = Field(default=timedelta(hours=6))
     notify: Names = ()
-    keys: tuple[Dimension, ...] = Field(default=("monitor", "source", "rule"), min_length=1)
+    keys: Annotated[tuple[Dimension, ...], BeforeValidator(one_or_many)] = Field(default=("monitor", "source", "rule"), min_length=1)
     max_lag: timedelta = Field(default=timedelta(hours=24), description="Older posts seen late are a backlog, not volume.")
     top: int = Field(default=5, ge=0, le=20, description="Items listed in the alert.")
 
@@ -78,10 +78,6 @@ class SpikeConfig(BaseModel):
     def _duration(cls, value: object) -> object:
         return parse_duration(value)
 
-    @field_validator("keys", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
