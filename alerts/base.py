@@ -11,58 +11,12 @@ whose previous attempt is in doubt.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from earful.connectors.base import Mention
-from earful.rules.models import SEVERITY_ORDER, Match
-
-
-@dataclass(frozen=True)
-class Alert:
-    """One actionable item for one destination.
-
-    `mentions` is the cluster: the first mention plus every duplicate found
-    (crossposts, syndicated copies), so one message can list every place the
-    item appeared. `key` is the idempotency key, stable across runs.
-    """
-
-    key: str
-    cluster: str
-    destination: str
-    monitor: str
-    mentions: tuple[Mention, ...]
-    matches: tuple[Match, ...]
-    created_at: datetime | None = None
-    remote_id: str | None = None
-    kind: str = "alert"  # alert | escalation | health
-    note: str | None = None  # a line shown with the alert ("SLA breached: no reply after 2h")
-    thread: str | None = None  # remote id of an earlier message to answer under (Slack thread)
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-    @property
-    def mention(self) -> Mention:
-        """The representative mention (the first one seen)."""
-        return self.mentions[0]
-
-    @property
-    def severity(self) -> str:
-        return max((m.severity for m in self.matches), key=SEVERITY_ORDER.__getitem__, default="medium")
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for match in self.matches:
-            for label in match.labels:
-                seen.setdefault(label, None)
-        return tuple(seen)
-
-    @property
-    def rules(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(m.qualified_rule for m in self.matches))
+from earful.core import Alert
 
 
 class DeliveryError(Exception):

@@ -22,7 +22,8 @@ from rich.panel import Panel
 from rich.text import Text
 
 from . import format as fmt
-from .base import Alert, Destination, DestinationOptions
+from .base import Destination, DestinationOptions
+from earful.core import Alert
 
 SEVERITY_STYLE: dict[str, str] = {"low": "blue", "medium": "yellow", "high": "dark_orange", "critical": "bold red"}
 EXCERPT_CHARS = 600

@@ -14,9 +14,9 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from earful.connectors.base import Mention
+from earful.core import Mention
 
-from .base import Alert
+from earful.core import Alert
 
 ELLIPSIS = "…"
 

@@ -55,10 +55,11 @@ from urllib.parse import quote
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
-from earful.rules.models import Names
+from earful.core import Names
 
 from . import tickets as tk
-from .base import Alert, DeliveryError, Destination, DestinationOptions
+from .base import DeliveryError, Destination, DestinationOptions
+from earful.core import Alert
 
 if TYPE_CHECKING:
     import requests

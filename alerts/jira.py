@@ -50,10 +50,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
-from earful.rules.models import Names, Severity
+from earful.core import Names, Severity
 
 from . import tickets as tk
-from .base import Alert, DeliveryError, Destination, DestinationOptions
+from .base import DeliveryError, Destination, DestinationOptions
+from earful.core import Alert
 
 log = logging.getLogger(__name__)
 

@@ -49,10 +49,11 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
 
-from earful.rules.models import Severity, one_or_many
+from earful.core import Severity, one_or_many
 
 from . import format as fmt
-from .base import Alert, DeliveryError, Destination, DestinationOptions
+from .base import DeliveryError, Destination, DestinationOptions
+from earful.core import Alert
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient

@@ -70,7 +70,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from . import tickets as tk
-from .base import Alert, DeliveryError, Destination, DestinationOptions
+from .base import DeliveryError, Destination, DestinationOptions
+from earful.core import Alert
 
 if TYPE_CHECKING:
     import requests

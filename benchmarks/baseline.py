@@ -4,7 +4,7 @@ It is a faithful translation of earful's query language, so that its match
 sets can be compared with the engine's post by post:
 
 * the text is reduced once per post exactly as earful reduces it
-  (`earful.rules.normalize.normalize`: case, accents, punctuation), title
+  (`earful.core.normalize.normalize`: case, accents, punctuation), title
   and text on two lines;
 * each rule becomes ONE regex over that document, anchored at its start:
   every word or phrase is a look-ahead (`(?=.*?(?<!\\S)never respond)`), AND
@@ -28,10 +28,10 @@ import re
 from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
-from earful.connectors.base import Mention
+from earful.core import Mention
 from earful.rules.models import RulePack
-from earful.rules.normalize import normalize
-from earful.rules.query import And, Filter, Node, Not, Or, Term, parse
+from earful.core.normalize import normalize
+from earful.core.query import And, Filter, Node, Not, Or, Term, parse
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "=": operator.eq, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,

@@ -1,6 +1,6 @@
 """5. Requests per idle poll: what a monitor costs a source when nothing is new.
 
-The bundled fake servers (`earful.monitors.fakes`: feeds with real ETag /
+The bundled fake servers (`earful.sandbox`: feeds with real ETag /
 Last-Modified semantics, the Hacker News Algolia API, and Reddit when that
 connector is present) are started with their demo data, a configuration
 points one monitor at each, and the real runner (`runner.run(config,
@@ -32,9 +32,9 @@ from typing import Any
 from .common import Section
 
 SOURCES = [
-    ("earful.monitors.fakes.feeds", "earful.connectors.rss"),
-    ("earful.monitors.fakes.hackernews", "earful.connectors.hackernews"),
-    ("earful.monitors.fakes.reddit", "earful.connectors.reddit"),  # may land later: included when present
+    ("earful.sandbox.feeds", "earful.connectors.rss"),
+    ("earful.sandbox.hackernews", "earful.connectors.hackernews"),
+    ("earful.sandbox.reddit", "earful.connectors.reddit"),  # may land later: included when present
 ]
 RULES = """\
 rules:

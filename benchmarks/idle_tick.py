@@ -71,7 +71,7 @@ def _runs(state: Path) -> int:
 
 
 def run(quick: bool = False) -> Section:
-    from earful.monitors.fakes.feeds import FeedServer
+    from earful.sandbox.feeds import FeedServer
 
     section = Section("idle", "4. Idle tick (`earful run` with nothing due, whole process)")
     runs = QUICK_RUNS if quick else RUNS

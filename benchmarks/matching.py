@@ -125,7 +125,7 @@ def _breakdown(matcher: Matcher, posts: list, size: int) -> str:
     title and text, the automaton pass, and the rest (rule tests, verdicts)."""
     from operator import itemgetter
 
-    from earful.rules.normalize import normalize_pair
+    from earful.core.normalize import normalize_pair
 
     ids = itemgetter(1)
     scan = matcher._iter  # noqa: SLF001 - the benchmark looks inside on purpose

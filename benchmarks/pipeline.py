@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from earful import connectors
-from earful.connectors.base import Connector, ConnectorOptions, FetchResult, Mention
+from earful.connectors.base import Connector, ConnectorOptions, FetchResult
+from earful.core import Mention
 
 from . import workload
 from .common import Section, fmt_rate
@@ -151,7 +152,8 @@ def stream(config: Any, items: int, seed: int = 5) -> tuple[list[Mention], dict[
 def scan(config: Any, mentions: list[Mention], batch: int = BATCH) -> dict[str, Any]:
     """Run the monitor once per `batch` mentions; returns timings and what the runs reported."""
     from earful.monitors.runner import run_monitor
-    from earful.monitors.store import Store, utcnow
+    from earful.core import utcnow
+    from earful.monitors.store import Store
 
     monitor = config.monitors["replay"]
     _QUEUE[:] = [mentions[i:i + batch] for i in range(0, len(mentions), batch)]

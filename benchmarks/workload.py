@@ -24,7 +24,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from earful.connectors.base import Mention
+from earful.core import Mention
 from earful.rules.models import Rule, RulePack
 
 RULES_PER_BRAND = 5

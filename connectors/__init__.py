@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import plugins
+from earful.core import plugins
 
 if TYPE_CHECKING:
     from .base import Connector

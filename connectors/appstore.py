@@ -41,7 +41,8 @@ from typing import Any, Mapping
 
 from pydantic import Field, field_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, Mention
+from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult
+from earful.core import Mention
 from .http import HttpClient, redact_url
 from .reviews import Lookback, lookback_field, within_lookback
 
@@ -80,6 +81,8 @@ class AppStoreOptions(ConnectorOptions):
 
 class AppStoreConnector(Connector):
     name = "appstore"
+    sees_replies = False  # the public feed carries no developer response
+    pushes_query = False
     Options = AppStoreOptions
     options: AppStoreOptions
 

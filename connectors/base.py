@@ -10,55 +10,13 @@ scheduler imports it on every cron tick.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-MentionKind = Literal["post", "comment", "reply", "review", "message"]
-KINDS: tuple[str, ...] = ("post", "comment", "reply", "review", "message")
-
-
-@dataclass(frozen=True)
-class Mention:
-    """One thing somebody wrote somewhere, as earful sees it.
-
-    `url` is where the mention itself lives (the HN item, the Reddit post);
-    `link_url` is the page it shares, if any (a link post's article), so the
-    store can cluster a discussion with the article's other appearances.
-
-    `brand_replied` is three-valued on purpose: None means the channel does
-    not show replies (or the connector did not look), which must never be
-    reported as "answered".
-    """
-
-    source: str
-    external_id: str
-    url: str = ""
-    author: str = ""
-    author_is_brand: bool = False
-    title: str = ""
-    text: str = ""
-    created_at: datetime | None = None
-    thread_id: str | None = None
-    parent_id: str | None = None
-    kind: MentionKind = "post"
-    rating: float | None = None
-    language: str | None = None
-    brand_replied: bool | None = None
-    site: str = ""
-    link_url: str = ""
-    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
-
-    @property
-    def key(self) -> str:
-        """Stable identity across runs: the source plus the source's own id."""
-        return f"{self.source}:{self.external_id}"
-
-    def replace(self, **changes: Any) -> "Mention":
-        return dataclasses.replace(self, **changes)
+from earful.core import Mention
 
 
 @dataclass(frozen=True)
@@ -203,11 +161,22 @@ class ConnectorContext:
 class Connector:
     """Base class: subclasses set `name`, `Options`, and implement `fetch`.
 
+    What a connector can do is declared, not guessed from which methods it
+    overrides, so the hub, `earful check` and the docs read one truth:
+
+    - `sees_replies`: `replies()` can tell whether the brand answered; when
+      False a question on this channel opens as "unknown", never breached.
+    - `can_reply`: it can post the brand's reply on the source.
+    - `pushes_query`: the monitor's `query` narrows the source's own search.
+
     `replies` is optional; the default says "unknown", never "answered".
     """
 
     name: ClassVar[str] = ""
     Options: ClassVar[type[ConnectorOptions]] = ConnectorOptions
+    sees_replies: ClassVar[bool] = False
+    can_reply: ClassVar[bool] = False
+    pushes_query: ClassVar[bool] = False
 
     def __init__(self, options: ConnectorOptions, context: ConnectorContext):
         self.options = options

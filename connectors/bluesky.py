@@ -76,8 +76,10 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, Mention, ReplyStatus
-from .http import HttpClient, parse_retry_after, redact_url
+from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
+from earful.core import Mention
+from .http import HttpClient, redact_url
+from earful.core import parse_retry_after
 
 if TYPE_CHECKING:
     import requests
@@ -168,6 +170,8 @@ class _Window:
 
 class BlueskyConnector(Connector):
     name = "bluesky"
+    sees_replies = True
+    pushes_query = True
     Options = BlueskyOptions
     options: BlueskyOptions
 

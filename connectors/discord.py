@@ -86,8 +86,10 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, Mention, ReplyStatus
-from .http import HttpClient, parse_retry_after, redact_url
+from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
+from earful.core import Mention
+from .http import HttpClient, redact_url
+from earful.core import parse_retry_after
 
 DEFAULT_BASE = "https://discord.com/api/v10"
 API_SUFFIX = "/api/v10"
@@ -176,6 +178,8 @@ class _Place:
 
 class DiscordConnector(Connector):
     name = "discord"
+    sees_replies = True
+    pushes_query = False
     Options = DiscordOptions
     options: DiscordOptions
 

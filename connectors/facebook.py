@@ -72,7 +72,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field
 
-from .base import Connector, ConnectorContext, ConnectorError, FetchResult, Mention, ReplyStatus
+from .base import Connector, ConnectorContext, ConnectorError, FetchResult, ReplyStatus
+from earful.core import Mention
 from .graph import GraphOptions, Watermark, epoch, first_line, is_gone, parse_time
 
 SOURCE = "facebook"
@@ -108,6 +109,8 @@ class FacebookOptions(GraphOptions):
 
 class FacebookConnector(Connector):
     name = SOURCE
+    sees_replies = True
+    pushes_query = False
     Options = FacebookOptions
     options: FacebookOptions
 

@@ -50,8 +50,10 @@ from urllib.parse import quote
 
 from pydantic import Field, field_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, Mention, ReplyStatus
-from .http import HttpClient, parse_retry_after, redact_url
+from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
+from earful.core import Mention
+from .http import HttpClient, redact_url
+from earful.core import parse_retry_after
 from .reviews import Lookback, lookback_field, within_lookback
 
 if TYPE_CHECKING:
@@ -98,6 +100,8 @@ class GooglePlayOptions(ConnectorOptions):
 
 class GooglePlayConnector(Connector):
     name = "googleplay"
+    sees_replies = True
+    pushes_query = False
     Options = GooglePlayOptions
     options: GooglePlayOptions
 

@@ -50,7 +50,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, Mention, ReplyStatus
+from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
+from earful.core import Mention
 from .http import HttpClient, html_to_text, redact_url
 
 DEFAULT_BASE = "https://hn.algolia.com"
@@ -105,7 +106,7 @@ Branch = tuple[str, ...]  # required terms: words, or phrases in double quotes
 class _Parser:
     """Expands a monitor query into OR-branches of required, pushable terms.
 
-    It follows the rules language (`earful.rules.query`, which connectors
+    It follows the rules language (`earful.core.query`, which connectors
     may not import): AND, explicit or implicit, binds looser than OR, so
     `acme broken OR refund` is `acme (broken OR refund)`; `-x`/`NOT x`
     exclude; `title:x` restricts to titles (Algolia searches titles too);
@@ -247,6 +248,8 @@ class _Window:
 
 class HackerNewsConnector(Connector):
     name = "hackernews"
+    sees_replies = True
+    pushes_query = True
     Options = HackerNewsOptions
     options: HackerNewsOptions
 

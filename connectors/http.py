@@ -12,13 +12,13 @@ every cron tick, and an idle tick must not pay for it.
 
 from __future__ import annotations
 
-import email.utils
 import html
 import re
-from datetime import datetime, timezone
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from earful.core import parse_retry_after
 
 from .base import ConnectorError, ConnectorOptions
 
@@ -51,24 +51,6 @@ def redact_url(url: str) -> str:
         safe="()*,:/",
     )
     return urlunsplit((parts.scheme, host, parts.path, query, ""))
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
 class HttpClient:

@@ -60,7 +60,8 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import Field, field_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, FetchResult, Mention, ReplyStatus
+from .base import Connector, ConnectorContext, ConnectorError, FetchResult, ReplyStatus
+from earful.core import Mention
 from .graph import GraphOptions, Watermark, duration, epoch, first_line, parse_time
 
 SOURCE = "instagram"
@@ -90,6 +91,8 @@ class InstagramOptions(GraphOptions):
 
 class InstagramConnector(Connector):
     name = SOURCE
+    sees_replies = True
+    pushes_query = False
     Options = InstagramOptions
     options: InstagramOptions
 

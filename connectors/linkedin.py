@@ -33,7 +33,7 @@ response shapes follow LinkedIn's documentation (Posts API, Comments API,
 Social Metadata API, Organization Social Action Notifications, the error
 body `{"status": 401, "serviceErrorCode": 65600, "code":
 "REVOKED_ACCESS_TOKEN", "message": ...}`) as closely as possible, and the
-fake server in `earful.monitors.fakes.linkedin` implements the same
+fake server in `earful.sandbox.linkedin` implements the same
 documented shapes. Expect to verify field names against a live account.
 
 Setting it up. Create an app at developer.linkedin.com, associate it with the
@@ -73,7 +73,8 @@ from urllib.parse import quote
 
 from pydantic import Field, SecretStr, field_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, Mention, ReplyStatus
+from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
+from earful.core import Mention
 from .graph import OVERLAP, Watermark, duration
 from .http import HttpClient, redact_url
 
@@ -123,6 +124,8 @@ def enc(urn: str) -> str:
 
 class LinkedInConnector(Connector):
     name = SOURCE
+    sees_replies = True
+    pushes_query = False
     Options = LinkedInOptions
     options: LinkedInOptions
 

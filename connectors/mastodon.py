@@ -77,8 +77,10 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, Mention, ReplyStatus
-from .http import HttpClient, html_to_text, parse_retry_after, redact_url
+from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
+from earful.core import Mention
+from .http import HttpClient, html_to_text, redact_url
+from earful.core import parse_retry_after
 
 PAGE = 40  # Mastodon's maximum for timelines and search
 OVERLAP_PAGES = 3  # pages of the federation-lag overlap re-read per stream, beyond `max_pages`
@@ -146,6 +148,8 @@ class MastodonOptions(ConnectorOptions):
 
 class MastodonConnector(Connector):
     name = "mastodon"
+    sees_replies = True
+    pushes_query = True
     Options = MastodonOptions
     options: MastodonOptions
 

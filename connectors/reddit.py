@@ -53,7 +53,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, Mention, ReplyStatus
+from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
+from earful.core import Mention
 from .http import html_to_text, redact_url
 from .social_query import compile_query
 
@@ -131,6 +132,8 @@ class RedditOptions(ConnectorOptions):
 
 class RedditConnector(Connector):
     name = "reddit"
+    sees_replies = True
+    pushes_query = True
     Options = RedditOptions
     options: RedditOptions
 

@@ -59,9 +59,11 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import BeforeValidator, Field
 
-from .base import Connector, ConnectorContext, ConnectorError, FetchResult, Mention, ReplyStatus
+from .base import Connector, ConnectorContext, ConnectorError, FetchResult, ReplyStatus
+from earful.core import Mention
 from .browser import BrowserOptions, BrowserSession, LoadedPage
-from .http import html_to_text, parse_retry_after, redact_url
+from .http import html_to_text, redact_url
+from earful.core import parse_retry_after
 
 SEEN_MAX = 1000
 SORT_TOLERANCE = timedelta(days=1)  # "newest first" may wobble by a day (edits, time zones)
@@ -500,6 +502,8 @@ class ReviewSiteConnector(Connector):
     `card_review` (one DOM card's raw strings -> `Review`); Trustpilot also
     overrides `embedded` to read `__NEXT_DATA__`.
     """
+    sees_replies = True
+    pushes_query = False
 
     display: ClassVar[str] = ""          # "G2"
     default_root: ClassVar[str] = ""     # "https://www.g2.com"

@@ -31,7 +31,8 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from pydantic import Field, model_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, Mention
+from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult
+from earful.core import Mention
 from .http import HttpClient, html_to_text, redact_url
 
 if TYPE_CHECKING:
@@ -67,6 +68,8 @@ class RssOptions(ConnectorOptions):
 
 class RssConnector(Connector):
     name = "rss"
+    sees_replies = False  # a feed shows posts, not who answered them
+    pushes_query = False
     Options = RssOptions
     options: RssOptions
 

@@ -1,7 +1,7 @@
 """Monitor queries translated into the search syntax of Reddit and X.
 
 A monitor's `query` is written in earful's rule language (see
-`earful.rules.query`, which connectors may not import): implicit AND binds
+`earful.core.query`, which connectors may not import): implicit AND binds
 *looser* than OR (`acme broken OR refund` is `acme (broken OR refund)`),
 `-x`/`NOT x` exclude, `"never respond*"` and `respon*` are wildcards,
 `title:`, `author:`, `lang:`, `site:`, `source:`, `type:`, `rating:` are

@@ -71,7 +71,8 @@ from typing import Any, Literal, Mapping
 
 from pydantic import Field, SecretStr, field_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, Mention, ReplyStatus
+from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
+from earful.core import Mention
 from .graph import duration
 from .http import HttpClient
 
@@ -132,6 +133,8 @@ def message_url(chat: Mapping[str, Any], message_id: Any, thread: Any = None) ->
 
 class TelegramConnector(Connector):
     name = SOURCE
+    sees_replies = True
+    pushes_query = False
     Options = TelegramOptions
     options: TelegramOptions
 

@@ -58,7 +58,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, Mention, ReplyStatus
+from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
+from earful.core import Mention
 from .social_query import compile_query
 
 if TYPE_CHECKING:
@@ -155,6 +156,8 @@ def snowflake_time(tweet_id: int) -> datetime:
 
 class XConnector(Connector):
     name = "x"
+    sees_replies = True
+    pushes_query = True
     Options = XOptions
     options: XOptions
 

@@ -180,9 +180,11 @@ def _print_delivery(delivery) -> None:
 def status(config: Optional[Path] = ConfigOption,
            since: str = typer.Option("24h", help="Window for the counters, e.g. 24h, 7d.")) -> None:
     """A table per monitor: last run, last success, new items, alerts, failures."""
-    from earful.rules.models import parse_duration
+    from earful.core import parse_duration
 
-    from .store import Store, parse_iso
+    from earful.core import parse_time
+
+    from .store import Store
 
     cfg = _load(config)
     try:
@@ -213,12 +215,12 @@ def status(config: Optional[Path] = ConfigOption,
         status_text = "disabled" if not monitor.common.enabled else (
             "[red]failing[/red]" if failures else ("[green]ok[/green]" if state.get("last_success") else "never ran"))
         if state.get("health") == "unwatched":
-            status_text += f" [red]unwatched {_ago(parse_iso(state.get('health_since')), now).removesuffix(' ago')}[/red]"
+            status_text += f" [red]unwatched {_ago(parse_time(state.get('health_since')), now).removesuffix(' ago')}[/red]"
         limit = getattr(monitor.options, "monthly_budget", None)
         used = (budgets.get(name) or {}).get("used") or 0
         table.add_row(
             escape(name), monitor.connector, monitor.schedule,
-            _ago(parse_iso(state.get("last_start")), now), _ago(parse_iso(state.get("last_success")), now),
+            _ago(parse_time(state.get("last_start")), now), _ago(parse_time(state.get("last_success")), now),
             status_text + (f" ×{failures}" if failures else ""),
             str(total.get("new_items") or 0), str(sent.get(name, 0)), str(total.get("failures") or 0),
             "—" if limit is None else f"{max(0, limit - used)}/{limit}",
@@ -246,7 +248,7 @@ def report(config: Optional[Path] = ConfigOption,
     """Per channel: first-response time (median, p90), answered within SLA %, breaches, still open."""
     import json
 
-    from earful.rules.models import format_duration, parse_duration
+    from earful.core import format_duration, parse_duration
 
     from .report import kpis
     from .store import Store

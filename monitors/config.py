@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from earful import alerts, connectors
 from earful.connectors.base import ConnectorOptions
-from earful.rules.models import Names, RulePack, parse_duration
+from earful.rules.models import RulePack
+from earful.core import Names, parse_duration
 
 if TYPE_CHECKING:
     from .business_hours import BusinessHours

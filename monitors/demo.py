@@ -22,36 +22,36 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .fakes.server import DemoSource
-from .fakes.slack import SlackServer
-from .fakes.zendesk import demo_helpdesk
+from earful.sandbox.server import DemoSource
+from earful.sandbox.slack import SlackServer
+from earful.sandbox.zendesk import demo_helpdesk
 
 DEMO_TOKEN = "xoxb-earful-demo-token"
 SLACK_CHANNEL = "C0DEMO0SUPP"
 # One line per sample source: a fake module exposing `demo_source(now) -> DemoSource`.
 DEMO_SOURCES = [
-    "earful.monitors.fakes.hackernews",
-    "earful.monitors.fakes.feeds",
-    "earful.monitors.fakes.reddit",
-    "earful.monitors.fakes.x",
-    "earful.monitors.fakes.discord",
-    "earful.monitors.fakes.mastodon",
-    "earful.monitors.fakes.bluesky",
-    "earful.monitors.fakes.meta",
-    "earful.monitors.fakes.meta:instagram_demo_source",
-    "earful.monitors.fakes.linkedin",
-    "earful.monitors.fakes.telegram",
-    "earful.monitors.fakes.reviews:demo_sources",
-    "earful.monitors.fakes.appstores:demo_sources",
+    "earful.sandbox.hackernews",
+    "earful.sandbox.feeds",
+    "earful.sandbox.reddit",
+    "earful.sandbox.x",
+    "earful.sandbox.discord",
+    "earful.sandbox.mastodon",
+    "earful.sandbox.bluesky",
+    "earful.sandbox.meta",
+    "earful.sandbox.meta:instagram_demo_source",
+    "earful.sandbox.linkedin",
+    "earful.sandbox.telegram",
+    "earful.sandbox.reviews:demo_sources",
+    "earful.sandbox.appstores:demo_sources",
 ]
 RULE_PACK = "acme"
 
 
 def _data(name: str) -> str:
-    return (resources.files("earful.monitors") / "demo_data" / name).read_text(encoding="utf-8")
+    return (resources.files("earful.sandbox") / "demo_data" / name).read_text(encoding="utf-8")
 
 
-BROWSER_SOURCES = {"earful.monitors.fakes.reviews:demo_sources"}
+BROWSER_SOURCES = {"earful.sandbox.reviews:demo_sources"}
 
 
 def browser_missing() -> str | None:

@@ -42,10 +42,12 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from earful.connectors.base import Mention
-from earful.rules.models import SEVERITY_ORDER, Names
+from earful.core import Mention
+from earful.core import SEVERITY_ORDER, Names
 
-from .store import Store, iso, parse_iso
+from earful.core import iso, parse_time
+
+from .store import Store
 
 if TYPE_CHECKING:
     from earful.alerts.base import DeliveryError, Destination
@@ -471,7 +473,7 @@ def _top_items(store: Store, current: list[dict[str, Any]], verdicts: Mapping[st
     def rank(cluster: str):
         worst = severity.get(cluster)
         weight = SEVERITY_ORDER.get(worst, 1) + 1 if worst else 0  # unmatched items rank below "low"
-        return (-places.get(cluster, 1), -weight, -parse_iso(clusters[cluster]["last"]).timestamp(), cluster)
+        return (-places.get(cluster, 1), -weight, -parse_time(clusters[cluster]["last"]).timestamp(), cluster)
 
     found = []
     for cluster in sorted(clusters, key=rank)[:top]:
@@ -479,7 +481,7 @@ def _top_items(store: Store, current: list[dict[str, Any]], verdicts: Mapping[st
         if mention is None:
             continue
         found.append(TopItem(mention, cluster, places.get(cluster, 1), severity.get(cluster),
-                             tuple(labels.get(cluster, ())), parse_iso(clusters[cluster]["last"])))
+                             tuple(labels.get(cluster, ())), parse_time(clusters[cluster]["last"])))
     return tuple(found)
 
 
@@ -507,7 +509,7 @@ def _unanswered(store: Store, start: datetime, end: datetime, where: str, params
     for row in rows[:LIST_LIMIT]:
         mention = store.item(row["item_key"])
         if mention is not None:
-            listed.append(OpenQuery(mention, parse_iso(row["posted_at"]), parse_iso(row["deadline"]), row["status"]))
+            listed.append(OpenQuery(mention, parse_time(row["posted_at"]), parse_time(row["deadline"]), row["status"]))
     breached = sum(row["deadline"] <= iso(end) for row in rows)
     return {"unanswered": tuple(listed), "unanswered_total": len(rows), "unanswered_breached": breached}
 
@@ -536,7 +538,7 @@ def _channels(config: "Config", store: Store, start: datetime, end: datetime, fi
     problems = []
     for name in names:
         state = states.get(name, {})
-        since = parse_iso(state.get("health_since")) if state.get("health") == "unwatched" else None
+        since = parse_time(state.get("health_since")) if state.get("health") == "unwatched" else None
         unwatched = since if since is not None and since < end else None
         run = runs.get(name, {})
         failures = run.get("failures") or 0
@@ -562,7 +564,7 @@ def _held(store: Store, start: datetime, end: datetime, where: str, params: list
     for cluster, entry in list(clusters.items())[:LIST_LIMIT]:
         mention = store.item(cluster)
         if mention is not None:
-            listed.append(HeldItem(mention, tuple(entry["destinations"]), parse_iso(entry["at"])))
+            listed.append(HeldItem(mention, tuple(entry["destinations"]), parse_time(entry["at"])))
     return {"held": tuple(listed), "held_total": len(clusters)}
 
 
@@ -578,7 +580,7 @@ def _spikes(store: Store, start: datetime, end: datetime, filters: DigestFilters
         selected = wanted.get(row["dimension"]) or ()
         if not filters.empty and row["value"] not in selected:
             continue
-        notes.append(SpikeNote(row["dimension"], row["value"], parse_iso(row["hour"]), row["count"], row["mean"], row["threshold"]))
+        notes.append(SpikeNote(row["dimension"], row["value"], parse_time(row["hour"]), row["count"], row["mean"], row["threshold"]))
     return tuple(notes)
 
 
@@ -660,7 +662,7 @@ def next_wake(config: "Config", store: Store, now: datetime,
     for digest in configured(config) if digests is None else digests:
         times.append(next_due(digest.schedule, now, now, config.timezone))
         rows = _run_rows(store, digest.name, slot(digest, now, config.timezone))
-        times += [parse_iso(r["next_attempt_at"]) for r in rows.values() if r["status"] != "delivered" and r["next_attempt_at"]]
+        times += [parse_time(r["next_attempt_at"]) for r in rows.values() if r["status"] != "delivered" and r["next_attempt_at"]]
     return min(times) if times else None
 
 
@@ -762,7 +764,7 @@ def _deliver_one(config: "Config", store: Store, pool: "DestinationPool", digest
             message_id = row["message_id"] if row else None
             if row is not None and row["status"] == "sending" and message_id is None:
                 # The last attempt died after posting? The key is in the message metadata: look before re-posting.
-                message_id = _find_slack(destination, key, parse_iso(row["last_attempt_at"]) or now)
+                message_id = _find_slack(destination, key, parse_time(row["last_attempt_at"]) or now)
 
             def posted(remote_id: str) -> None:
                 _mark(store, digest, name, "sending", now, message_id=remote_id)
@@ -838,7 +840,7 @@ def _failed(config: "Config", store: Store, digest: Digest, name: str, now: date
 
 
 def _find_slack(destination: Any, key: str, since: datetime) -> str | None:
-    from earful.alerts.base import Alert
+    from earful.core import Alert
 
     probe = Alert(key=key, cluster=key, destination=destination.name, monitor="earful", mentions=(), matches=())
     return destination.find_delivered(probe, since)

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from earful.alerts import format as fmt
-from earful.connectors.base import Mention
-from earful.rules.models import format_duration
+from earful.core import Mention
+from earful.core import format_duration
 
 from .digest import Change, Digest, TopItem
-from .store import iso
+from earful.core import iso
 
 if TYPE_CHECKING:
     from slack_sdk.models.blocks import Block

@@ -15,10 +15,12 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 
-from earful.connectors.base import Mention
-from earful.rules.models import SEVERITY_ORDER, Match
+from earful.core import Mention
+from earful.core import SEVERITY_ORDER, Match
 
-from .store import OutboxRow, Store, iso, match_to_row, mention_to_row
+from earful.core import iso
+
+from .store import OutboxRow, Store, match_to_row, mention_to_row
 
 CAPPED_KINDS = ("alert", "escalation")
 TOP_ITEMS = 5

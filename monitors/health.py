@@ -16,11 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from earful.connectors.base import Mention
-from earful.rules.models import Match, format_duration
+from earful.core import Mention
+from earful.core import Match, format_duration
 
 from .config import Config, MonitorConfig
-from .store import Store, iso, match_to_row, mention_to_row, parse_iso
+from earful.core import iso, parse_time
+from .store import Store, match_to_row, mention_to_row
 
 LEARN_WINDOW = timedelta(days=30)
 MIN_GAPS = 3  # gaps needed before a monitor's own rhythm is trusted over the floor
@@ -37,7 +38,7 @@ def usual_gap(store: Store, monitor: str, now: datetime) -> timedelta | None:
     """The longest gap between runs that found something new, over the last 30 days."""
     rows = store.rows("select started_at from runs where monitor = ? and status = 'ok' and new_items > 0 and started_at >= ? "
                        "order by started_at", [monitor, iso(now - LEARN_WINDOW)])
-    times = [parse_iso(r["started_at"]) for r in rows]
+    times = [parse_time(r["started_at"]) for r in rows]
     gaps = [b - a for a, b in zip(times, times[1:])]
     return max(gaps) if len(gaps) >= MIN_GAPS else None
 
@@ -47,7 +48,7 @@ def problem(config: Config, store: Store, monitor: MonitorConfig, now: datetime)
     failures = state.get("consecutive_failures") or 0
     if failures >= config.settings.health.failures:
         return f"the last {failures} runs failed; last error: {state.get('last_error') or 'unknown'}"
-    last_new = parse_iso(state.get("last_new_item_at"))
+    last_new = parse_time(state.get("last_new_item_at"))
     if last_new is None or state.get("last_status") != "ok":
         return None  # never found anything yet: nothing to compare with
     usual = usual_gap(store, monitor.name, now)
@@ -75,7 +76,7 @@ def check(config: Config, store: Store, now: datetime) -> list[HealthEvent]:
         if reason and reported != "unwatched":
             events.append(_raise(config, store, monitor, now, "unwatched", reason, (state.get("health_incidents") or 0) + 1))
         elif not reason and reported == "unwatched":
-            since = parse_iso(state.get("health_since"))
+            since = parse_time(state.get("health_since"))
             gone = f" after {format_duration(now - since)}" if since else ""
             events.append(_raise(config, store, monitor, now, "back", f"watched again{gone}", state.get("health_incidents") or 1))
     return events

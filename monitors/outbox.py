@@ -22,7 +22,8 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from earful import alerts
-from earful.alerts.base import Alert, DeliveryError, Destination
+from earful.alerts.base import DeliveryError, Destination
+from earful.core import Alert
 
 from . import faults, flood
 from .config import Config

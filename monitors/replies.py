@@ -30,11 +30,13 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from earful.alerts.base import DeliveryError
-from earful.connectors.base import Connector, Mention, ReplyStatus
-from earful.rules.models import Match, format_duration
+from earful.connectors.base import Connector, ReplyStatus
+from earful.core import Mention
+from earful.core import Match, format_duration
 
 from .config import Config
-from .store import Recorded, Store, iso, parse_iso
+from earful.core import iso, parse_time
+from .store import Recorded, Store
 
 log = logging.getLogger("earful.replies")
 
@@ -66,10 +68,10 @@ class Query:
     def from_row(cls, row: dict[str, Any]) -> "Query":
         return cls(
             cluster=row["cluster"], item_key=row["item_key"], monitor=row["monitor"], source=row["source"],
-            posted_at=parse_iso(row["posted_at"]), seen_at=parse_iso(row["seen_at"]), deadline=parse_iso(row["deadline"]), sla=timedelta(seconds=row["sla_s"]),
-            status=row["status"], checks=row["checks"] or 0, next_check_at=parse_iso(row["next_check_at"]),
-            answered_at=parse_iso(row["answered_at"]), answered_by=row["answered_by"], answer_url=row["answer_url"],
-            escalated_at=parse_iso(row["escalated_at"]),
+            posted_at=parse_time(row["posted_at"]), seen_at=parse_time(row["seen_at"]), deadline=parse_time(row["deadline"]), sla=timedelta(seconds=row["sla_s"]),
+            status=row["status"], checks=row["checks"] or 0, next_check_at=parse_time(row["next_check_at"]),
+            answered_at=parse_time(row["answered_at"]), answered_by=row["answered_by"], answer_url=row["answer_url"],
+            escalated_at=parse_time(row["escalated_at"]),
         )
 
 
@@ -137,7 +139,7 @@ def tracker(store: Store, config: Config, monitor: str, matches_by_key: dict[str
         escalated_at = now if deadline <= now and status == "open" else None
         if mention.brand_replied:
             status = "answered"
-            answered_at = parse_iso(str(mention.raw.get("reply_at"))) if mention.raw.get("reply_at") else None
+            answered_at = parse_time(str(mention.raw.get("reply_at"))) if mention.raw.get("reply_at") else None
         store.db.execute(
             "insert or ignore into queries (cluster, item_key, monitor, source, posted_at, seen_at, sla_s, business_hours, "
             "deadline, status, checks, next_check_at, answered_at, answered_by, update_pending, escalated_at) "
@@ -203,7 +205,7 @@ def recheck(config: Config, store: Store, now: datetime, connector_for: Callable
             report.errors.append(f"monitor '{query.monitor}': reply check of {query.item_key} failed: {exc}")
             status = ReplyStatus(answered=False)
             log.debug("reply check failed", exc_info=True)
-        if status.answered is None and type(connector).replies is not Connector.replies:
+        if status.answered is None and connector.sees_replies:
             # The channel does show replies, this look just failed (a 502, a truncated tree):
             # try again on the next step rather than giving up on the question.
             status = ReplyStatus(answered=False)
@@ -322,10 +324,10 @@ def apply_answer_updates(config: Config, store: Store, destination_for: Callable
 
 def next_check_time(store: Store) -> datetime | None:
     row = store.row("select min(next_check_at) t from queries where status = 'open'")
-    return parse_iso(row["t"]) if row and row["t"] else None
+    return parse_time(row["t"]) if row and row["t"] else None
 
 
 def next_deadline(store: Store) -> datetime | None:
     """The earliest deadline still waiting for its escalation."""
     row = store.row("select min(deadline) t from queries where status = 'open' and escalated_at is null")
-    return parse_iso(row["t"]) if row and row["t"] else None
+    return parse_time(row["t"]) if row and row["t"] else None

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 
 from .config import Config
 from .replies import Query
-from .store import Store, iso
+from earful.core import iso
+from .store import Store
 
 
 @dataclass

@@ -14,8 +14,10 @@ from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
 from earful import connectors
-from earful.connectors.base import Connector, ConnectorContext, ConnectorError, Mention, RequestBudget, RunResources
-from earful.rules.models import Match, RulePack
+from earful.connectors.base import Connector, ConnectorContext, ConnectorError, RequestBudget, RunResources
+from earful.core import Mention
+from earful.rules.models import RulePack
+from earful.core import Match
 
 from . import digest as digests
 from . import faults, health, idle, replies, spikes
@@ -23,7 +25,8 @@ from .config import Config, MonitorConfig
 from .lock import run_lock
 from .outbox import DeliveryReport, DestinationPool, build_alert, deliver
 from .schedule import is_due, next_due
-from .store import Store, parse_iso, utcnow
+from earful.core import parse_time, utcnow
+from .store import Store
 
 log = logging.getLogger("earful.run")
 
@@ -141,7 +144,7 @@ def run_monitor(config: Config, store: Store | None, monitor: MonitorConfig, now
             matches_by_key = {mention.key: matches for mention, matches, _ in batch}
             records = store.ingest(monitor.name, batch, result.cursor, now,
                                    on_record=replies.tracker(store, config, monitor.name, matches_by_key, now,
-                                                             sees_replies=type(connector).replies is not Connector.replies))
+                                                             sees_replies=connector.sees_replies))
             faults.point("after_store")
             outcome.new_items = sum(r.outcome == "new" for r in records)
             outcome.alerts = sum(len(r.alerts) for r in records)
@@ -175,8 +178,8 @@ def due_monitors(config: Config, store: Store, now: datetime) -> tuple[list[Moni
         if not monitor.common.enabled:
             continue
         state = states.get(monitor.name, {})
-        if is_due(monitor.schedule, parse_iso(state.get("last_start")), now, config.timezone,
-                  parse_iso(state.get("defer_until"))):
+        if is_due(monitor.schedule, parse_time(state.get("last_start")), now, config.timezone,
+                  parse_time(state.get("defer_until"))):
             due.append(monitor)
         else:
             not_due.append(monitor.name)
@@ -190,8 +193,8 @@ def next_wake(config: Config, store: Store, now: datetime) -> datetime | None:
     for monitor in config.monitors.values():
         if monitor.common.enabled:
             state = states.get(monitor.name, {})
-            times.append(next_due(monitor.schedule, parse_iso(state.get("last_start")), now, config.timezone,
-                                  parse_iso(state.get("defer_until"))))
+            times.append(next_due(monitor.schedule, parse_time(state.get("last_start")), now, config.timezone,
+                                  parse_time(state.get("defer_until"))))
     for moment in (store.next_outbox_attempt(), replies.next_check_time(store), replies.next_deadline(store),
                    digests.next_wake(config, store, now)):
         if moment is not None:

@@ -36,10 +36,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from earful.connectors.base import Mention
-from earful.rules.models import Match, Names, format_duration, one_or_many, parse_duration
+from earful.core import Mention
+from earful.core import Match, Names, format_duration, one_or_many, parse_duration
 
-from .store import Store, iso, match_to_row, mention_to_row, parse_iso
+from earful.core import iso, parse_time
+
+from .store import Store, match_to_row, mention_to_row
 
 if TYPE_CHECKING:
     from .config import Config
@@ -168,7 +170,7 @@ def baseline(series: _Series, hour: datetime, window_days: int) -> tuple[float, 
 
 def _first_runs(store: Store) -> dict[str, datetime]:
     rows = store.rows("select monitor, min(started_at) first from runs group by monitor")
-    return {r["monitor"]: parse_iso(r["first"]) for r in rows}
+    return {r["monitor"]: parse_time(r["first"]) for r in rows}
 
 
 # -- checking ------------------------------------------------------------------------------
@@ -209,7 +211,7 @@ def _recorded_or_cooling(store: Store, dimension: str, value: str, hour: datetim
     rows = store.rows("select hour from spike_alerts where dimension = ? and value = ? and hour > ? and hour < ?",
                        [dimension, value, iso(hour - cooldown - HOUR), iso(hour + cooldown + HOUR)])
     for row in rows:
-        other = parse_iso(row["hour"])
+        other = parse_time(row["hour"])
         if other == hour or abs(other - hour) < cooldown:
             return True
     return False

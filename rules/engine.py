@@ -3,7 +3,7 @@
 Cost per mention must not grow with the number of rules, so:
 
 * Title and text are normalised once, together, into words separated by
-  single spaces (`earful.rules.normalize.normalize_pair`) and searched as
+  single spaces (`earful.core.normalize.normalize_pair`) and searched as
   " title \\x01 text ", and a keyword carries its own word boundaries:
   ``acme`` is " acme ", ``respon*`` is " respon", ``*soft`` is "soft ",
   ``*soft*`` is "soft". Finding the keyword in that string IS the match,
@@ -45,11 +45,20 @@ import types
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Iterable, Sequence, Union
 
-from earful.connectors.base import KINDS, Mention
+from earful.core import KINDS, Mention
 
-from .models import Match, Rule, RulePack
-from .normalize import SEPARATOR, language_matches, normalize_author, normalize_pair, normalize_site, site_matches, url_host
-from .query import RATING_RANGE, And, Atom, Filter, Node, Not, Or, QueryError, Term, atoms, parse
+from .models import Rule, RulePack
+from earful.core import Match
+from earful.core.normalize import (
+    SEPARATOR,
+    language_matches,
+    normalize_author,
+    normalize_pair,
+    normalize_site,
+    site_matches,
+    url_host,
+)
+from earful.core.query import RATING_RANGE, And, Atom, Filter, Node, Not, Or, QueryError, Term, atoms, parse
 
 MAX_SEARCH_ATOMS = 14  # never_matches tries assignments only for queries this small
 

@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from earful.monitors.fakes.feeds import FeedServer
-from earful.monitors.fakes.slack import SlackServer
+from earful.sandbox.feeds import FeedServer
+from earful.sandbox.slack import SlackServer
 
 from .support import CHANNEL, RULES, SLACK_TOKEN
 

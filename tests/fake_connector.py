@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from earful.connectors.base import Connector, ConnectorError, ConnectorOptions, FetchResult, Mention, ReplyStatus
+from earful.connectors.base import Connector, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
+from earful.core import Mention
 
 
 @dataclass
@@ -33,6 +34,7 @@ class FakeOptions(ConnectorOptions):
 
 class FakeConnector(Connector):
     name = "fake"
+    sees_replies = True
     Options = FakeOptions
 
     @property
@@ -61,6 +63,7 @@ class BlindConnector(FakeConnector):
     """A source whose pages do not show replies (a feed): it keeps the base `replies`."""
 
     name = "fakeblind"
+    sees_replies = False
     replies = Connector.replies
 
 

@@ -59,7 +59,7 @@ def demo_deployment(tmp_path: Path, monkeypatch: Any, source: Any) -> Iterator[A
     for name, value in source.env.items():
         monkeypatch.setenv(name, value)
     (tmp_path / "rules").mkdir(exist_ok=True)
-    (tmp_path / "rules" / "acme.yaml").write_text((resources.files("earful.monitors") / "demo_data" / "acme.yaml").read_text())
+    (tmp_path / "rules" / "acme.yaml").write_text((resources.files("earful.sandbox") / "demo_data" / "acme.yaml").read_text())
     with source.server:
         monitor = {k: v.replace("{url}", source.server.url) if isinstance(v, str) else v for k, v in source.monitor.items()}
         lines = "\n".join(f"    {k}: {json.dumps(v)}" for k, v in monitor.items())

@@ -15,11 +15,12 @@ from pydantic import ValidationError
 
 from earful.connectors import load
 from earful.connectors.appstore import AppStoreConnector, AppStoreOptions
-from earful.connectors.base import ConnectorContext, ConnectorError, Mention
+from earful.connectors.base import ConnectorContext, ConnectorError
+from earful.core import Mention
 from earful.connectors.googleplay import GooglePlayConnector, GooglePlayOptions
 from earful.monitors.config import load_config
-from earful.monitors.fakes.appstores import DEPTH_LIMIT_TEXT, PLAY_PREFIX, AppStoresServer, demo_source, demo_sources
-from earful.monitors.fakes.server import Response
+from earful.sandbox.appstores import DEPTH_LIMIT_TEXT, PLAY_PREFIX, AppStoresServer, demo_source, demo_sources
+from earful.sandbox.server import Response
 from earful.monitors.runner import run
 from earful.monitors.store import Store
 

@@ -78,7 +78,7 @@ def test_demo_twice_delivers_nothing_twice(tmp_path, capsys):
 
 
 def test_check_online_names_the_monitor_whose_source_fails(deployment, feeds, capsys):
-    from earful.monitors.fakes.server import Response
+    from earful.sandbox.server import Response
 
     from .support import atom
 

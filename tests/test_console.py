@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 import pytest
 
 from earful.alerts import load
-from earful.alerts.base import Alert
+from earful.core import Alert
 from earful.alerts.console import ConsoleDestination, ConsoleOptions
-from earful.connectors.base import Mention
-from earful.rules.models import Match
+from earful.core import Mention
+from earful.core import Match
 
 
 def mention(n: int = 1, **changes: object) -> Mention:

@@ -9,14 +9,15 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from earful.connectors.base import Mention
+from earful.core import Mention
 from earful.monitors import digest as dg
 from earful.monitors import digest_render as render
 from earful.monitors.config import load_config
-from earful.monitors.fakes.slack import block_problems
+from earful.sandbox.slack import block_problems
 from earful.monitors.outbox import DestinationPool
-from earful.monitors.store import Store, iso, mention_to_row
-from earful.rules.models import Match
+from earful.core import iso
+from earful.monitors.store import Store, mention_to_row
+from earful.core import Match
 
 from .support import CHANNEL, SLACK_TOKEN
 
@@ -471,7 +472,7 @@ def test_hostile_week_is_accepted_by_slack(config, store, slack):
 
 
 def test_a_failed_chart_upload_is_retried_without_posting_the_summary_twice(config, store, slack):
-    from earful.monitors.fakes.server import Response
+    from earful.sandbox.server import Response
 
     seed_week(store)
     weekly = dg.DigestConfig(name="weekly", schedule="0 0 * * 1", destinations=["marketing"])

@@ -14,11 +14,12 @@ import pytest
 from pydantic import ValidationError
 
 from earful.connectors import load
-from earful.connectors.base import ConnectorContext, ConnectorError, Mention
+from earful.connectors.base import ConnectorContext, ConnectorError
+from earful.core import Mention
 from earful.connectors.discord import DiscordConnector, DiscordOptions, render_content, snowflake_at, snowflake_time
 from earful.monitors.config import load_config
-from earful.monitors.fakes.discord import FORUM, DiscordServer, demo_source
-from earful.monitors.fakes.server import Response
+from earful.sandbox.discord import FORUM, DiscordServer, demo_source
+from earful.sandbox.server import Response
 from earful.monitors.runner import run
 from earful.monitors.store import Store
 

@@ -33,10 +33,11 @@ from aiosmtpd.controller import Controller  # noqa: E402
 from aiosmtpd.smtp import AuthResult, LoginPassword  # noqa: E402
 
 from earful import alerts  # noqa: E402
-from earful.alerts.base import Alert, DeliveryError  # noqa: E402
+from earful.alerts.base import DeliveryError
+from earful.core import Alert
 from earful.alerts.email import EmailDestination, EmailOptions  # noqa: E402
-from earful.connectors.base import Mention  # noqa: E402
-from earful.rules.models import Match  # noqa: E402
+from earful.core import Mention
+from earful.core import Match
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 NOTE = "answered by acme_support after 37m"

@@ -14,12 +14,13 @@ import pytest
 from pydantic import ValidationError
 
 from earful.connectors import load
-from earful.connectors.base import ConnectorContext, ConnectorError, Mention
+from earful.connectors.base import ConnectorContext, ConnectorError
+from earful.core import Mention
 from earful.connectors.facebook import FacebookConnector, FacebookOptions
 from earful.connectors.graph import OVERLAP, SEEN_LIMIT, Watermark, first_line, parse_time, permission_from, regain_access_seconds
 from earful.monitors.config import load_config
-from earful.monitors.fakes.meta import PAGE_ID, TOKEN, MetaGraphServer, demo_source, graph_error, rate_limited
-from earful.monitors.fakes.server import Response
+from earful.sandbox.meta import PAGE_ID, TOKEN, MetaGraphServer, demo_source, graph_error, rate_limited
+from earful.sandbox.server import Response
 from earful.monitors.runner import run
 from earful.monitors.store import Store
 

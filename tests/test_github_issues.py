@@ -15,13 +15,14 @@ import pytest
 from pydantic import ValidationError
 
 from earful import alerts
-from earful.alerts.base import Alert, DeliveryError
+from earful.alerts.base import DeliveryError
+from earful.core import Alert
 from earful.alerts.github import API_VERSION, GitHubDestination, GitHubOptions, key_marker
 from earful.alerts.tickets import ZWSP
-from earful.connectors.base import Mention
-from earful.monitors.fakes.github import ABUSE_MESSAGE, DEFAULT_REPOSITORY, DEFAULT_TOKEN, GitHubServer
-from earful.monitors.fakes.server import Request, Response
-from earful.rules.models import Match
+from earful.core import Mention
+from earful.sandbox.github import ABUSE_MESSAGE, DEFAULT_REPOSITORY, DEFAULT_TOKEN, GitHubServer
+from earful.sandbox.server import Request, Response
+from earful.core import Match
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 NOTE = "answered by acme_support after 37m"

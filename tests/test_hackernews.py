@@ -11,10 +11,11 @@ import pytest
 from pydantic import ValidationError
 
 from earful.connectors import load
-from earful.connectors.base import ConnectorContext, ConnectorError, Mention
+from earful.connectors.base import ConnectorContext, ConnectorError
+from earful.core import Mention
 from earful.connectors.hackernews import HackerNewsConnector, HackerNewsOptions, hit_mention, pushdown
-from earful.monitors.fakes.hackernews import HackerNewsServer
-from earful.monitors.fakes.server import Response
+from earful.sandbox.hackernews import HackerNewsServer
+from earful.sandbox.server import Response
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hn"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)

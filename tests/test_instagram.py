@@ -13,11 +13,20 @@ import pytest
 from pydantic import ValidationError
 
 from earful.connectors import load
-from earful.connectors.base import ConnectorContext, ConnectorError, Mention
+from earful.connectors.base import ConnectorContext, ConnectorError
+from earful.core import Mention
 from earful.connectors.instagram import InstagramConnector, InstagramOptions
 from earful.monitors.config import load_config
-from earful.monitors.fakes.meta import IG_USER_ID, IG_USERNAME, TOKEN, MetaGraphServer, graph_error, instagram_demo_source, rate_limited
-from earful.monitors.fakes.server import Response
+from earful.sandbox.meta import (
+    IG_USER_ID,
+    IG_USERNAME,
+    TOKEN,
+    MetaGraphServer,
+    graph_error,
+    instagram_demo_source,
+    rate_limited,
+)
+from earful.sandbox.server import Response
 from earful.monitors.runner import run
 from earful.monitors.store import Store
 

@@ -20,13 +20,14 @@ import pytest
 from pydantic import ValidationError
 
 from earful import alerts
-from earful.alerts.base import Alert, DeliveryError
+from earful.alerts.base import DeliveryError
+from earful.core import Alert
 from earful.alerts.jira import ESCALATED_LABEL, JiraDestination, JiraOptions, adf_text
 from earful.alerts.tickets import item_hash
-from earful.connectors.base import Mention
-from earful.monitors.fakes.jira import DEFAULT_API_TOKEN, DEFAULT_EMAIL, REMOVED_SEARCH, JiraServer, adf_problems
-from earful.monitors.fakes.server import Request, Response
-from earful.rules.models import Match
+from earful.core import Mention
+from earful.sandbox.jira import DEFAULT_API_TOKEN, DEFAULT_EMAIL, REMOVED_SEARCH, JiraServer, adf_problems
+from earful.sandbox.server import Request, Response
+from earful.core import Match
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 NOTE = "answered by acme_support after 37m"

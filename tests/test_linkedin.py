@@ -17,11 +17,12 @@ import pytest
 from pydantic import ValidationError
 
 from earful.connectors import load
-from earful.connectors.base import ConnectorContext, ConnectorError, Mention
+from earful.connectors.base import ConnectorContext, ConnectorError
+from earful.core import Mention
 from earful.connectors.linkedin import LinkedInConnector, LinkedInOptions
 from earful.monitors.config import load_config
-from earful.monitors.fakes.linkedin import ORG, TOKEN, LinkedInServer, demo_source, li_error, throttled
-from earful.monitors.fakes.server import Response
+from earful.sandbox.linkedin import ORG, TOKEN, LinkedInServer, demo_source, li_error, throttled
+from earful.sandbox.server import Response
 from earful.monitors.runner import run
 from earful.monitors.store import Store
 

@@ -14,11 +14,12 @@ import pytest
 from pydantic import ValidationError
 
 from earful.connectors import load
-from earful.connectors.base import ConnectorContext, ConnectorError, Mention
+from earful.connectors.base import ConnectorContext, ConnectorError
+from earful.core import Mention
 from earful.connectors.mastodon import MastodonConnector, MastodonOptions, full_acct, is_brand
 from earful.monitors.config import load_config
-from earful.monitors.fakes.mastodon import MastodonServer, demo_source
-from earful.monitors.fakes.server import Response
+from earful.sandbox.mastodon import MastodonServer, demo_source
+from earful.sandbox.server import Response
 from earful.monitors.runner import run
 from earful.monitors.store import Store
 

@@ -12,7 +12,8 @@ import pytest
 from earful.monitors.cli import main
 from earful.monitors.config import load_config
 from earful.monitors.runner import run
-from earful.monitors.store import Store, utcnow
+from earful.core import utcnow
+from earful.monitors.store import Store
 
 from .support import CHANNEL, atom, earful
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from earful.rules.normalize import normalize
-from earful.rules.query import And, Filter, Not, Or, QueryError, Term, atoms, parse
+from earful.core.normalize import normalize
+from earful.core.query import And, Filter, Not, Or, QueryError, Term, atoms, parse
 
 
 def t(text: str, **kw: object) -> Term:

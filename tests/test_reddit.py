@@ -15,12 +15,13 @@ import pytest
 from pydantic import ValidationError
 
 from earful.connectors import load
-from earful.connectors.base import ConnectorContext, ConnectorError, Mention
+from earful.connectors.base import ConnectorContext, ConnectorError
+from earful.core import Mention
 from earful.connectors.reddit import RedditConnector, RedditOptions, thing_mention
 from earful.connectors.social_query import compile_query
 from earful.monitors.config import load_config
-from earful.monitors.fakes.reddit import RedditServer
-from earful.monitors.fakes.server import Response
+from earful.sandbox.reddit import RedditServer
+from earful.sandbox.server import Response
 from earful.monitors.runner import run
 from earful.monitors.store import Store
 

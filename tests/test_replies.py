@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from earful import connectors
-from earful.connectors.base import Mention
+from earful.core import Mention
 from earful.monitors.business_hours import BusinessHours
 from earful.monitors.config import load_config
 from earful.monitors.runner import run

@@ -19,15 +19,16 @@ import pytest
 from pydantic import ValidationError
 
 from earful.connectors import load
-from earful.connectors.base import ConnectorContext, ConnectorError, Mention, RunResources
+from earful.connectors.base import ConnectorContext, ConnectorError, RunResources
+from earful.core import Mention
 from earful.connectors.browser import CHROMIUM_ENV, RESOURCE_KEY, BrowserOptions, proxy_settings, shared_browser
 from earful.connectors.capterra import CapterraConnector, CapterraOptions
 from earful.connectors.g2 import G2Connector, G2Options
 from earful.connectors.reviews import ReviewCursor, json_ld, parse_rating, parse_when
 from earful.connectors.trustpilot import TrustpilotConnector, TrustpilotOptions
 from earful.monitors.config import load_config
-from earful.monitors.fakes.reviews import ReviewSitesServer, demo_source, demo_sources
-from earful.monitors.fakes.server import Response
+from earful.sandbox.reviews import ReviewSitesServer, demo_source, demo_sources
+from earful.sandbox.server import Response
 from earful.monitors.runner import run
 from earful.monitors.store import Store
 

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError
 from earful.connectors.rss import RssConnector, RssOptions
-from earful.monitors.fakes.feeds import ATOM, RSS, FeedServer
-from earful.monitors.fakes.server import Request, Response
+from earful.sandbox.feeds import ATOM, RSS, FeedServer
+from earful.sandbox.server import Request, Response
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
 CTX = ConnectorContext(monitor="test", query="acme", brand_accounts={"rss": ("Acme CRM",)})
@@ -382,7 +382,7 @@ def test_redact_url_masks_secrets_and_credentials() -> None:
 
 
 def test_parse_retry_after() -> None:
-    from earful.connectors.http import parse_retry_after
+    from earful.core import parse_retry_after
 
     now = utc(2024, 5, 1, 12, 0)
     assert parse_retry_after("7", now) == 7

@@ -22,11 +22,12 @@ from slack_sdk.http_retry import builtin_handlers
 from slack_sdk.models.blocks import Block
 
 from earful.alerts import load
-from earful.alerts.base import Alert, DeliveryError
+from earful.alerts.base import DeliveryError
+from earful.core import Alert
 from earful.alerts.slack import EVENT_TYPE, SlackDestination, SlackOptions, fit
-from earful.connectors.base import Mention
-from earful.monitors.fakes.slack import DEFAULT_TOKEN, SlackServer
-from earful.rules.models import Match
+from earful.core import Mention
+from earful.sandbox.slack import DEFAULT_TOKEN, SlackServer
+from earful.core import Match
 
 CHANNEL = "C0123456789"
 HOSTILE = "<!channel> <!here> <!everyone> <@U123> <#C123> <!subteam^S1> <http://evil.example|click here> & <b>"
@@ -290,7 +291,7 @@ def test_channel_errors_are_permanent(slack: SlackServer, channel: str, setup: d
 
 
 def test_server_and_connection_errors_are_transient(slack: SlackServer) -> None:
-    from earful.monitors.fakes.server import Response
+    from earful.sandbox.server import Response
 
     slack.fail_next(Response.json({"ok": False, "error": "internal_error"}, 500))
     with pytest.raises(DeliveryError) as raised:
@@ -334,7 +335,7 @@ def test_find_delivered_returns_none_when_absent(slack: SlackServer) -> None:
 
 
 def test_find_delivered_without_history_scope_is_not_searchable(slack: SlackServer) -> None:
-    from earful.monitors.fakes.server import Response
+    from earful.sandbox.server import Response
 
     slack.fail_next(Response.json({"ok": False, "error": "missing_scope", "needed": "channels:history", "provided": "chat:write"}))
     assert destination(slack).find_delivered(alert(), datetime.now(timezone.utc)) is None

@@ -7,14 +7,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from earful.connectors.base import Mention
+from earful.core import Mention
 from earful.monitors import digest as dg
 from earful.monitors import digest_render as render
 from earful.monitors import spikes
 from earful.monitors.config import load_config
 from earful.monitors.outbox import DestinationPool, build_alert, deliver
 from earful.monitors.store import Store
-from earful.rules.models import Match
+from earful.core import Match
 
 from .support import CHANNEL, SLACK_TOKEN
 

@@ -4,9 +4,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from earful.connectors.base import Mention
+from earful.core import Mention
 from earful.monitors.store import Store
-from earful.rules.models import Match
+from earful.core import Match
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 

@@ -14,13 +14,12 @@ import pytest
 from pydantic import ValidationError
 
 from earful.connectors import load
-from earful.connectors.base import ConnectorContext, ConnectorError, Mention, RunResources
+from earful.connectors.base import ConnectorContext, ConnectorError, RunResources
+from earful.core import Mention
 from earful.connectors.telegram import TelegramConnector, TelegramOptions
 from earful.monitors.config import load_config
-from earful.monitors.fakes.server import Response
-from earful.monitors.fakes.telegram import (
-    DISCUSSION, GROUP, TOKEN, TelegramServer, demo_source, too_many_requests, user,
-)
+from earful.sandbox.server import Response
+from earful.sandbox.telegram import DISCUSSION, GROUP, TOKEN, TelegramServer, demo_source, too_many_requests, user
 from earful.monitors.runner import run
 from earful.monitors.store import Store
 

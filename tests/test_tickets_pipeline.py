@@ -27,14 +27,14 @@ from typing import Any, Iterator
 import pytest
 
 from earful import alerts, connectors
-from earful.connectors.base import Mention
+from earful.core import Mention
 from earful.monitors.config import load_config
-from earful.monitors.fakes.feeds import FeedServer
-from earful.monitors.fakes.github import DEFAULT_REPOSITORY, DEFAULT_TOKEN as GITHUB_TOKEN, GitHubServer
-from earful.monitors.fakes.server import Response
-from earful.monitors.fakes.jira import DEFAULT_API_TOKEN as JIRA_TOKEN, DEFAULT_EMAIL as JIRA_EMAIL, JiraServer
-from earful.monitors.fakes.webhook import DEFAULT_SECRET, WebhookReceiver
-from earful.monitors.fakes.zendesk import DEFAULT_API_TOKEN as ZENDESK_TOKEN, DEFAULT_EMAIL as ZENDESK_EMAIL, ZendeskServer
+from earful.sandbox.feeds import FeedServer
+from earful.sandbox.github import DEFAULT_REPOSITORY, DEFAULT_TOKEN as GITHUB_TOKEN, GitHubServer
+from earful.sandbox.server import Response
+from earful.sandbox.jira import DEFAULT_API_TOKEN as JIRA_TOKEN, DEFAULT_EMAIL as JIRA_EMAIL, JiraServer
+from earful.sandbox.webhook import DEFAULT_SECRET, WebhookReceiver
+from earful.sandbox.zendesk import DEFAULT_API_TOKEN as ZENDESK_TOKEN, DEFAULT_EMAIL as ZENDESK_EMAIL, ZendeskServer
 from earful.monitors.runner import run
 from earful.monitors.store import Store
 

@@ -16,12 +16,13 @@ import pytest
 from pydantic import ValidationError
 
 from earful import alerts
-from earful.alerts.base import Alert, DeliveryError
+from earful.alerts.base import DeliveryError
+from earful.core import Alert
 from earful.alerts.webhook import WebhookDestination, WebhookOptions, sign, verify
-from earful.connectors.base import Mention
-from earful.monitors.fakes.server import Request, Response
-from earful.monitors.fakes.webhook import DEFAULT_SECRET, WebhookReceiver
-from earful.rules.models import Match
+from earful.core import Mention
+from earful.sandbox.server import Request, Response
+from earful.sandbox.webhook import DEFAULT_SECRET, WebhookReceiver
+from earful.core import Match
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 NOTE = "answered by acme_support after 37m"

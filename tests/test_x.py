@@ -15,12 +15,13 @@ import pytest
 from pydantic import ValidationError
 
 from earful.connectors import load
-from earful.connectors.base import ConnectorContext, ConnectorError, Mention, RequestBudget
+from earful.connectors.base import ConnectorContext, ConnectorError, RequestBudget
+from earful.core import Mention
 from earful.connectors.social_query import compile_query
 from earful.connectors.x import XConnector, XOptions, snowflake_time, tweet_mention
 from earful.monitors.config import load_config
-from earful.monitors.fakes.server import FakeServer, Request, Response
-from earful.monitors.fakes.x import XServer, snowflake
+from earful.sandbox.server import FakeServer, Request, Response
+from earful.sandbox.x import XServer, snowflake
 from earful.monitors.runner import budget_period, run
 from earful.monitors.store import Store
 

@@ -16,12 +16,13 @@ import pytest
 from pydantic import ValidationError
 
 from earful import alerts
-from earful.alerts.base import Alert, DeliveryError
+from earful.alerts.base import DeliveryError
+from earful.core import Alert
 from earful.alerts.zendesk import ESCALATED_TAG, ZendeskDestination, ZendeskOptions
-from earful.connectors.base import Mention
-from earful.monitors.fakes.server import FakeServer, Request, Response
-from earful.monitors.fakes.zendesk import DEFAULT_API_TOKEN, DEFAULT_EMAIL, DEMO_ENV, ZendeskServer, demo_helpdesk
-from earful.rules.models import Match
+from earful.core import Mention
+from earful.sandbox.server import FakeServer, Request, Response
+from earful.sandbox.zendesk import DEFAULT_API_TOKEN, DEFAULT_EMAIL, DEMO_ENV, ZendeskServer, demo_helpdesk
+from earful.core import Match
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 NOTE = "answered by acme_support after 37m"

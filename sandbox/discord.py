@@ -346,7 +346,7 @@ def demo_source(now: float) -> DemoSource:
     import json
     from importlib import resources
 
-    data = json.loads((resources.files("earful.monitors") / "demo_data" / "discord" / "community.json").read_text(encoding="utf-8"))
+    data = json.loads((resources.files("earful.sandbox") / "demo_data" / "discord" / "community.json").read_text(encoding="utf-8"))
     server = DiscordServer(token=data["token"])
     guild = server.add_guild(data["guild"]["name"], data["guild"]["id"])
     for user in data["users"]:

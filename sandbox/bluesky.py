@@ -393,7 +393,7 @@ def demo_source(now: float) -> DemoSource:
     """Posts about Acme and the brand's account acme.bsky.social, from `demo_data/bluesky/posts.json`."""
     from importlib import resources
 
-    data = json.loads((resources.files("earful.monitors") / "demo_data" / "bluesky" / "posts.json").read_text(encoding="utf-8"))
+    data = json.loads((resources.files("earful.sandbox") / "demo_data" / "bluesky" / "posts.json").read_text(encoding="utf-8"))
     server = BlueskyServer()
     for account in data["accounts"]:
         server.add_account(account["handle"], display_name=account.get("display_name", ""), app_password=account.get("app_password"))

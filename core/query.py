@@ -14,7 +14,7 @@ Syntax, loosest binding first:
   binds tightest: ``-a OR b`` is ``(NOT a) OR b``.
 * ``( ... )`` groups, nested to any reasonable depth.
 * ``word``, ``"a phrase"``: matched as whole words, ignoring case, accents
-  and punctuation (see `earful.rules.normalize`). ``respon*`` and
+  and punctuation (see `earful.core.normalize`). ``respon*`` and
   ``*soft`` are wildcards at the end or start of a word, ``"never
   respond*"`` at the end or start of a phrase. ``acme.com`` also finds the
   obfuscated "acme[.]com", "acme(dot)com", "acme dot com".
@@ -42,7 +42,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple, Union
 
-from earful.connectors.base import KINDS
+from .mention import KINDS
 
 from .normalize import normalize, normalize_author, normalize_language, normalize_site
 
@@ -95,7 +95,7 @@ class Term:
 @dataclass(frozen=True)
 class Filter:
     """A condition on a mention's metadata. `value` is normalised (see
-    `earful.rules.normalize`) or, for rating, a float; `op` is "=" except
+    `earful.core.normalize`) or, for rating, a float; `op` is "=" except
     for rating, which may also use <, <=, >, >=."""
 
     field: str

@@ -391,7 +391,7 @@ def demo_source(now: float) -> DemoSource:
     from importlib import resources
 
     server = HackerNewsServer()
-    sample = json.loads((resources.files("earful.monitors") / "demo_data" / "hackernews.json").read_text(encoding="utf-8"))
+    sample = json.loads((resources.files("earful.sandbox") / "demo_data" / "hackernews.json").read_text(encoding="utf-8"))
     for kind, add in (("stories", server.add_story), ("comments", server.add_comment)):
         for item in sample[kind]:
             fields = {k: v for k, v in item.items() if k not in ("id", "minutes_ago")}

@@ -589,7 +589,7 @@ def demo_server(now: float) -> ReviewSitesServer:
     """One server with the bundled sample reviews (demo_data/reviews/acme.json), dated relative to `now`."""
     from importlib import resources
 
-    sample = json.loads((resources.files("earful.monitors") / "demo_data" / "reviews" / "acme.json").read_text(encoding="utf-8"))
+    sample = json.loads((resources.files("earful.sandbox") / "demo_data" / "reviews" / "acme.json").read_text(encoding="utf-8"))
     server = ReviewSitesServer()
     moment = datetime.fromtimestamp(now, timezone.utc)
     for site, (key, name) in DEMO_PRODUCTS.items():

@@ -116,7 +116,7 @@ def demo_source(now: float) -> DemoSource:
     from importlib import resources
 
     server = FeedServer()
-    data = resources.files("earful.monitors") / "demo_data"
+    data = resources.files("earful.sandbox") / "demo_data"
     for path, (_, name) in DEMO_FEEDS.items():
         server.set_feed(path, (data / name).read_text(encoding="utf-8"), ATOM)
     urls = [host + path for path, (host, _) in DEMO_FEEDS.items()]

@@ -458,7 +458,7 @@ def demo_source(now: float) -> DemoSource:
     from importlib import resources
 
     server = XServer(bearer_token=DEMO_TOKEN)
-    sample = json.loads((resources.files("earful.monitors") / "demo_data" / "x" / "sample.json").read_text(encoding="utf-8"))
+    sample = json.loads((resources.files("earful.sandbox") / "demo_data" / "x" / "sample.json").read_text(encoding="utf-8"))
     for user in sample["users"]:
         server.add_user(user["username"], user.get("name"), user.get("id"))
     ids: dict[str, str] = {}

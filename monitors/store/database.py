@@ -12,34 +12,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from earful.connectors.base import Mention
-from earful.rules.models import Match
+from earful.core import Mention
+from earful.core import Match
 
-from .dedupe import canonical_url, text_fingerprint
+from earful.core import iso, parse_time
+
+from ..dedupe import canonical_url, text_fingerprint
 from .migrations import migrations
 
 URL_WINDOW = timedelta(days=30)
 TEXT_WINDOW = timedelta(days=7)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
-
-
-def parse_iso(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 @dataclass
@@ -84,7 +70,7 @@ def mention_to_row(mention: Mention) -> dict[str, Any]:
 
 def row_to_mention(row: dict[str, Any]) -> Mention:
     values = {name: row[name] for name in _MENTION_FIELDS}
-    values["created_at"] = parse_iso(row["created_at"])
+    values["created_at"] = parse_time(row["created_at"])
     values["author_is_brand"] = bool(row["author_is_brand"])
     values["brand_replied"] = None if row["brand_replied"] is None else bool(row["brand_replied"])
     values["raw"] = json.loads(row["raw"] or "{}")
@@ -376,9 +362,9 @@ class Store:
     def outbox_row(self, row: dict[str, Any]) -> OutboxRow:
         return OutboxRow(
             id=row["id"], key=row["key"], cluster=row["cluster"], destination=row["destination"], monitor=row["monitor"],
-            status=row["status"], attempts=row["attempts"], next_attempt_at=parse_iso(row["next_attempt_at"]),
-            last_attempt_at=parse_iso(row["last_attempt_at"]), last_error=row["last_error"], remote_id=row["remote_id"],
-            created_at=parse_iso(row["created_at"]), kind=row.get("kind") or "alert",
+            status=row["status"], attempts=row["attempts"], next_attempt_at=parse_time(row["next_attempt_at"]),
+            last_attempt_at=parse_time(row["last_attempt_at"]), last_error=row["last_error"], remote_id=row["remote_id"],
+            created_at=parse_time(row["created_at"]), kind=row.get("kind") or "alert",
             payload=json.loads(row["payload"]) if row.get("payload") else None,
         )
 
@@ -401,7 +387,7 @@ class Store:
 
     def next_outbox_attempt(self) -> datetime | None:
         row = self.row("select min(next_attempt_at) t from outbox where status in ('pending', 'sending')")
-        return parse_iso(row["t"]) if row else None
+        return parse_time(row["t"]) if row else None
 
     def mark_sending(self, row_id: int, now: datetime) -> None:
         """Written BEFORE the send: a row found 'sending' later is in doubt."""

@@ -87,8 +87,8 @@ def m003_reply_tracking_and_health(db) -> None:
 
 @migrations()
 def m004_digests_and_spikes(db) -> None:
-    from .digest import DIGEST_RUNS_DDL
-    from .spikes import SPIKE_DDL
+    from ..digest import DIGEST_RUNS_DDL
+    from ..spikes import SPIKE_DDL
 
     db.execute(DIGEST_RUNS_DDL)
     db.execute(SPIKE_DDL)

@@ -627,7 +627,7 @@ def demo_source(now: float) -> DemoSource:
 
     server = RedditServer(client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET,
                           accounts={"acme_support": "demo-password"})
-    sample = json.loads((resources.files("earful.monitors") / "demo_data" / "reddit" / "sample.json").read_text(encoding="utf-8"))
+    sample = json.loads((resources.files("earful.sandbox") / "demo_data" / "reddit" / "sample.json").read_text(encoding="utf-8"))
     for post in sample["posts"]:
         fields = {k: v for k, v in post.items() if k not in ("minutes_ago", "comments")}
         created = server.add_post(created_utc=now - post["minutes_ago"] * 60, **fields)

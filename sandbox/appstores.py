@@ -332,7 +332,7 @@ def demo_server(now: float) -> AppStoresServer:
     """Sample App Store and Google Play reviews (demo_data/appstores/acme.json), dated relative to `now`."""
     from importlib import resources
 
-    sample = json.loads((resources.files("earful.monitors") / "demo_data" / "appstores" / "acme.json").read_text(encoding="utf-8"))
+    sample = json.loads((resources.files("earful.sandbox") / "demo_data" / "appstores" / "acme.json").read_text(encoding="utf-8"))
     moment = datetime.fromtimestamp(now, timezone.utc)
     server = AppStoresServer()
     server.add_apple_app(DEMO_APPLE_APP, "Acme CRM", "Acme Inc.")

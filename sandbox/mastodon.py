@@ -395,7 +395,7 @@ def demo_source(now: float) -> DemoSource:
     import json
     from importlib import resources
 
-    data = json.loads((resources.files("earful.monitors") / "demo_data" / "mastodon" / "instance.json").read_text(encoding="utf-8"))
+    data = json.loads((resources.files("earful.sandbox") / "demo_data" / "mastodon" / "instance.json").read_text(encoding="utf-8"))
     server = MastodonServer(domain=data["domain"])
     accounts: dict[str, str] = {}
     for account in data["accounts"]:
