@@ -32,6 +32,19 @@ Upper-case ``AND``, ``OR``, ``NOT`` are operators; lower-case they are
 words. Errors raise `QueryError` with a message that names the column.
 The parser produces a tree of small frozen dataclasses (`Term`, `Filter`,
 `And`, `Or`, `Not`) that the engine compiles; it never evaluates anything.
+
+Two other readers share this one parser, so every piece of query syntax is
+read in one place:
+
+* connectors push a monitor's query down to a source's own search with
+  ``parse(query, lenient=True)``: a fetch must not fail on a typo that
+  `earful check` reports anyway, so an unreadable part becomes `ANYTHING`
+  (which only widens a search) and an operator where a word should be is
+  read as that word;
+* the sandbox's fake X and Reddit read their services' search syntax with
+  `parse_search`: the same words, phrases, ``-``, ``NOT``, ``OR`` and
+  parentheses, but AND binds *tighter* than OR there, and ``name:value``
+  operators are the service's own, kept verbatim.
 """
 
 from __future__ import annotations
@@ -40,7 +53,7 @@ import difflib
 import re
 import dataclasses
 from dataclasses import dataclass
-from typing import Iterator, NamedTuple, Union
+from typing import Callable, Collection, Iterator, NamedTuple, Union
 
 from .mention import KINDS
 
@@ -87,6 +100,11 @@ class Term:
     is_phrase: bool = False
     raw: str = dataclasses.field(default="", compare=False)
 
+    @property
+    def written(self) -> str:
+        """What the admin wrote, without quotes, wildcards or extra spaces: "Acme  CRM*" -> "Acme CRM"."""
+        return " ".join((self.raw[1:-1] if self.is_phrase else self.raw).strip("* ").split()) or self.text
+
     def __str__(self) -> str:
         shown = self.raw or (f'"{self.text}"' if self.is_phrase else self.text)
         return f"{self.field}:{shown}" if self.field else shown
@@ -96,11 +114,13 @@ class Term:
 class Filter:
     """A condition on a mention's metadata. `value` is normalised (see
     `earful.core.normalize`) or, for rating, a float; `op` is "=" except
-    for rating, which may also use <, <=, >, >=."""
+    for rating, which may also use <, <=, >, >=. `raw` is the value as
+    written (`site:r/CRM` and `site:crm` both have the value "crm")."""
 
     field: str
     op: str
     value: str | float
+    raw: str = dataclasses.field(default="", compare=False)
 
     def __str__(self) -> str:
         if isinstance(self.value, float):
@@ -126,10 +146,29 @@ class Not:
 Node = Union[Term, Filter, And, Or, Not]
 Atom = Union[Term, Filter]
 
+ANYTHING: Node = And(())
+"""Matches everything: what a lenient parse reads an unreadable part as.
+A strict parse never produces it."""
 
-def parse(query: str) -> Node:
-    """The tree for `query`; raises `QueryError` on any syntax error."""
-    return _Parser(query).parse()
+
+def parse(query: str, *, lenient: bool = False) -> Node:
+    """The tree for `query`; raises `QueryError` on any syntax error.
+
+    `lenient` reads past syntax errors instead (see the module doc); it
+    still raises for a query nested deeper than `MAX_DEPTH`.
+    """
+    return _Parser(query, _RULES, lenient).parse()
+
+
+def parse_search(query: str, operators: Collection[str]) -> Node:
+    """The tree for a query in X's or Reddit's search syntax.
+
+    AND, explicit or implicit, binds tighter than OR; each of `operators`
+    (``from``, ``is``, ``subreddit`` ...) becomes ``Filter(name, "=", value)``
+    with the value verbatim; words and phrases are `Term`s. Raises
+    `QueryError` on any syntax error, an unknown operator included.
+    """
+    return _Parser(query, _Syntax(tuple(operators), (), _SEARCH_OPERATOR, True, _verbatim), False).parse()
 
 
 def atoms(node: Node) -> Iterator[Atom]:
@@ -151,6 +190,7 @@ _WORD, _PHRASE, _FIELD, _LPAREN, _RPAREN, _AND, _OR, _NOT, _EOF = (
 _QUOTES = '"“”„'
 _STOPS = frozenset("()|" + _QUOTES)
 _FIELD_PREFIX = re.compile(r"([A-Za-z]+):(?!//)")  # "http://x" is a word, not a field
+_SEARCH_OPERATOR = re.compile(r"([A-Za-z_]+):(?!//)")  # X has conversation_id:
 _RATING = re.compile(r"(<=|>=|<|>|=)?(\d+(?:\.\d+)?)")
 _SOURCE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _LANG = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*")
@@ -164,11 +204,24 @@ class _Token(NamedTuple):
     end: int
 
 
+@dataclass(frozen=True)
+class _Syntax:
+    """What differs between the rule language and the services' search syntax."""
+
+    fields: tuple[str, ...]
+    text_fields: tuple[str, ...]  # fields whose values are words (Term), not Filters
+    field_prefix: re.Pattern[str]
+    and_first: bool  # AND binds tighter than OR
+    read_filter: Callable[[_Token, str], Filter]  # the value of a field that is not a text field
+
+
 def _col(position: int) -> str:
     return f"column {position + 1}"
 
 
-def _tokenize(query: str) -> list[_Token]:
+def _tokenize(query: str, field_prefix: re.Pattern[str], lenient: bool) -> list[_Token]:
+    """The tokens of `query`. Leniently, an unclosed quote runs to the end
+    and a '-' with nothing after it is left out."""
     tokens: list[_Token] = []
     i, n = 0, len(query)
     while i < n:
@@ -179,24 +232,26 @@ def _tokenize(query: str) -> list[_Token]:
             tokens.append(_Token({"(": _LPAREN, ")": _RPAREN, "|": _OR}[c], c, i, i + 1))
             i += 1
         elif c in _QUOTES:
-            end = next((j for j in range(i + 1, n) if query[j] in _QUOTES), -1)
+            end = next((j for j in range(i + 1, n) if query[j] in _QUOTES), n if lenient else -1)
             if end < 0:
                 raise QueryError(f"unclosed quote at {_col(i)}", i)
             tokens.append(_Token(_PHRASE, query[i + 1 : end], i, end + 1))
             i = end + 1
         elif c == "-":
             if i + 1 == n or query[i + 1].isspace() or query[i + 1] in ")|":
-                raise QueryError(
-                    f"'-' at {_col(i)} must be followed directly by what it excludes, e.g. -\"job offer\"", i
-                )
-            tokens.append(_Token(_NOT, c, i, i + 1))
+                if not lenient:
+                    raise QueryError(
+                        f"'-' at {_col(i)} must be followed directly by what it excludes, e.g. -\"job offer\"", i
+                    )
+            else:
+                tokens.append(_Token(_NOT, c, i, i + 1))
             i += 1
         else:
             j = i
             while j < n and not query[j].isspace() and query[j] not in _STOPS:
                 j += 1
             word = query[i:j]
-            prefix = _FIELD_PREFIX.match(word)
+            prefix = field_prefix.match(word)
             if prefix:
                 j = i + prefix.end()
                 tokens.append(_Token(_FIELD, prefix.group(1), i, j))
@@ -212,7 +267,7 @@ def _tokenize(query: str) -> list[_Token]:
 
 def _and(parts: list[Node]) -> Node:
     flat = [c for p in parts for c in (p.children if isinstance(p, And) else (p,))]
-    return flat[0] if len(flat) == 1 else And(tuple(flat))
+    return flat[0] if len(flat) == 1 else And(tuple(flat))  # no parts left: ANYTHING
 
 
 def _or(parts: list[Node]) -> Node:
@@ -225,16 +280,22 @@ def _not(node: Node) -> Node:
 
 
 class _Parser:
-    """Recursive descent: conjunction := disjunction ([AND] disjunction)*,
-    disjunction := unary ((OR | '|') unary)*, unary := (NOT | -) unary | primary.
+    """Recursive descent. In the rule language conjunction := disjunction
+    ([AND] disjunction)*, disjunction := unary ((OR | '|') unary)*; in the
+    search syntax (`and_first`) the two swap places. unary := (NOT | -)
+    unary | primary.
 
     `field` is the field a surrounding `title:( ... )` applies to the words
-    inside; `depth` counts nesting to refuse pathological queries.
+    inside; `depth` counts nesting to refuse pathological queries. Every
+    syntax error goes through `recover`, which raises it unless the parse
+    is lenient; each recovery consumes at least one token, so it ends.
     """
 
-    def __init__(self, query: str):
+    def __init__(self, query: str, syntax: _Syntax, lenient: bool):
         self.query = query
-        self.tokens = _tokenize(query)
+        self.syntax = syntax
+        self.lenient = lenient
+        self.tokens = _tokenize(query, syntax.field_prefix, lenient)
         self.tokens.append(_Token(_EOF, "", len(query), len(query)))
         self.i = 0
 
@@ -246,39 +307,56 @@ class _Parser:
         self.i += 1
         return token
 
+    def recover(self, error: QueryError) -> Node:
+        """`ANYTHING` in place of the unreadable part when lenient, else the error."""
+        if not self.lenient:
+            raise error
+        return ANYTHING
+
     def parse(self) -> Node:
         if len(self.tokens) == 1:
-            raise QueryError("empty query", 0)
-        node = self.conjunction(None, 0)
-        stray = self.peek()
-        if stray.kind == _RPAREN:
-            raise QueryError(f"unbalanced parenthesis: ')' at {_col(stray.start)} has no matching '('", stray.start)
-        return node
+            return self.recover(QueryError("empty query", 0))
+        parts = [self.expression(None, 0)]
+        while self.peek().kind == _RPAREN:
+            stray = self.advance()
+            self.recover(QueryError(f"unbalanced parenthesis: ')' at {_col(stray.start)} has no matching '('", stray.start))
+            parts.append(self.expression(None, 0) if self.peek().kind != _EOF else ANYTHING)
+        return _and(parts)
 
-    def expect_operand(self, operator: _Token) -> None:
-        """Operators need a term on their right."""
-        if self.peek().kind in (_EOF, _RPAREN, _AND, _OR):
-            raise QueryError(f"{operator.text} at {_col(operator.start)} needs a term after it", operator.start)
+    def expression(self, field: str | None, depth: int) -> Node:
+        return self.disjunction(field, depth) if self.syntax.and_first else self.conjunction(field, depth)
+
+    def has_operand(self, operator: _Token) -> bool:
+        """Operators need a term on their right. Leniently, a missing one makes
+        the operator count for nothing, and AND or OR there are read as words."""
+        after = self.peek().kind
+        if after in (_EOF, _RPAREN, _AND, _OR) and not (self.lenient and after in (_AND, _OR)):
+            self.recover(QueryError(f"{operator.text} at {_col(operator.start)} needs a term after it", operator.start))
+            return False
+        return True
 
     def conjunction(self, field: str | None, depth: int) -> Node:
-        parts = [self.disjunction(field, depth)]
-        while self.peek().kind not in (_EOF, _RPAREN):
-            if self.peek().kind == _AND:
-                self.expect_operand(self.advance())
-            parts.append(self.disjunction(field, depth))
+        operand = self.unary if self.syntax.and_first else self.disjunction
+        ends = (_EOF, _RPAREN, _OR) if self.syntax.and_first else (_EOF, _RPAREN)
+        parts = [operand(field, depth)]
+        while self.peek().kind not in ends:
+            if self.peek().kind == _AND and not self.has_operand(self.advance()):
+                break
+            parts.append(operand(field, depth))
         return _and(parts)
 
     def disjunction(self, field: str | None, depth: int) -> Node:
-        parts = [self.unary(field, depth)]
-        while self.peek().kind == _OR:
-            self.expect_operand(self.advance())
-            parts.append(self.unary(field, depth))
+        operand = self.conjunction if self.syntax.and_first else self.unary
+        parts = [operand(field, depth)]
+        while self.peek().kind == _OR and self.has_operand(self.advance()):
+            parts.append(operand(field, depth))
         return _or(parts)
 
     def unary(self, field: str | None, depth: int) -> Node:
         if self.peek().kind == _NOT:
             operator = self.advance()
-            self.expect_operand(operator)
+            if not self.has_operand(operator):
+                return ANYTHING  # lenient: a NOT of nothing excludes nothing
             self.check_depth(operator, depth)
             return _not(self.unary(field, depth + 1))
         return self.primary(field, depth)
@@ -290,38 +368,57 @@ class _Parser:
     def primary(self, field: str | None, depth: int) -> Node:
         token = self.advance()
         if token.kind == _LPAREN:
-            self.check_depth(token, depth)
-            if self.peek().kind == _RPAREN:
-                raise QueryError(f"empty parentheses at {_col(token.start)}", token.start)
-            if self.peek().kind == _EOF:
-                raise QueryError(f"unbalanced parenthesis: '(' at {_col(token.start)} is never closed", token.start)
-            node = self.conjunction(field, depth + 1)
-            if self.peek().kind != _RPAREN:
-                raise QueryError(f"unbalanced parenthesis: '(' at {_col(token.start)} is never closed", token.start)
-            self.advance()
-            return node
+            return self.group(token, field, depth)
         if token.kind == _RPAREN:
-            raise QueryError(f"unbalanced parenthesis: ')' at {_col(token.start)} has no matching '('", token.start)
-        if token.kind in (_AND, _OR):
+            return self.recover(
+                QueryError(f"unbalanced parenthesis: ')' at {_col(token.start)} has no matching '('", token.start)
+            )
+        if token.kind in (_AND, _OR) and not self.lenient:
             raise QueryError(f"{token.text} at {_col(token.start)} needs a term before it", token.start)
         if token.kind == _FIELD:
             return self.fielded(token, depth)
-        return _term(token, field) if field in (None, "title") else _filter(token, field)
+        try:
+            if field is None or field in self.syntax.text_fields:
+                return _term(token, field)
+            return self.syntax.read_filter(token, field)
+        except QueryError as error:
+            return self.recover(error)
+
+    def group(self, token: _Token, field: str | None, depth: int) -> Node:
+        """`( ... )`, its opening parenthesis already read."""
+        self.check_depth(token, depth)
+        if self.peek().kind == _RPAREN:
+            self.advance()
+            return self.recover(QueryError(f"empty parentheses at {_col(token.start)}", token.start))
+        unclosed = QueryError(f"unbalanced parenthesis: '(' at {_col(token.start)} is never closed", token.start)
+        if self.peek().kind == _EOF:
+            return self.recover(unclosed)
+        node = self.expression(field, depth + 1)
+        if self.peek().kind != _RPAREN:
+            self.recover(unclosed)  # lenient: closed by the end of the query
+        else:
+            self.advance()
+        return node
 
     def fielded(self, token: _Token, depth: int) -> Node:
         name = token.text.lower()
-        if name not in FIELDS:
-            close = difflib.get_close_matches(name, FIELDS, n=1)
+        fields = self.syntax.fields
+        if name not in fields:
+            close = difflib.get_close_matches(name, fields, n=1)
             hint = f"did you mean '{close[0]}:'? " if close else ""
-            raise QueryError(
-                f"unknown field '{token.text}:' at {_col(token.start)}; {hint}(known: {', '.join(FIELDS)})",
+            unknown = QueryError(
+                f"unknown field '{token.text}:' at {_col(token.start)}; {hint}(known: {', '.join(fields)})",
                 token.start,
             )
+            value = self.peek()
+            if self.lenient and value.start == token.end and value.kind not in (_EOF, _RPAREN, _AND, _OR):
+                self.unary(None, depth + 1)  # the field and its value are both left out
+            return self.recover(unknown)
         value = self.peek()
         if value.start != token.end or value.kind in (_EOF, _RPAREN, _AND, _OR):
-            raise QueryError(
-                f"{name}: at {_col(token.start)} needs a value right after the colon, e.g. {_EXAMPLES[name]}",
-                token.start,
+            example = f", e.g. {_EXAMPLES[name]}" if name in _EXAMPLES else ""
+            return self.recover(
+                QueryError(f"{name}: at {_col(token.start)} needs a value right after the colon{example}", token.start)
             )
         self.check_depth(token, depth)
         parts = [self.unary(name, depth + 1)]
@@ -374,7 +471,7 @@ def _filter(token: _Token, field: str) -> Filter:
         low, high = RATING_RANGE
         if not m or not low <= float(m.group(2)) <= high:
             raise QueryError(f"rating needs a number 1-5, e.g. rating:<=2 or rating:5 {where}", token.start)
-        return Filter("rating", m.group(1) or "=", float(m.group(2)))
+        return Filter("rating", m.group(1) or "=", float(m.group(2)), raw=raw)
     if field == "type":
         value = raw.lower()
         if value not in KINDS:
@@ -395,4 +492,11 @@ def _filter(token: _Token, field: str) -> Filter:
         value = normalize_author(raw)
         if not value:
             raise QueryError(f"author needs an account name {where}", token.start)
-    return Filter(field, "=", value)
+    return Filter(field, "=", value, raw=raw)
+
+
+def _verbatim(token: _Token, field: str) -> Filter:
+    return Filter(field, "=", token.text, raw=token.text)
+
+
+_RULES = _Syntax(FIELDS, TEXT_FIELDS, _FIELD_PREFIX, False, _filter)

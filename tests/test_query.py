@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from earful.core.normalize import normalize
-from earful.core.query import And, Filter, Not, Or, QueryError, Term, atoms, parse
+from earful.core.query import ANYTHING, And, Filter, Not, Or, QueryError, Term, atoms, parse, parse_search
 
 
 def t(text: str, **kw: object) -> Term:
@@ -183,3 +183,52 @@ def test_syntax_errors(query: str, message: str, position: int) -> None:
 
 def test_deep_but_reasonable_nesting_is_fine() -> None:
     assert parse("(" * 20 + "a" + ")" * 20) == t("a")
+
+
+@pytest.mark.parametrize(
+    "query, tree",
+    [
+        ("", ANYTHING),
+        ('acme "broken', And((t("acme"), t("broken", is_phrase=True)))),
+        ("acme (broken", And((t("acme"), t("broken")))),
+        ("acme broken)", And((t("acme"), t("broken")))),
+        ("acme ) ) b", And((t("acme"), t("b")))),
+        ("()", ANYTHING),
+        ("acme OR", t("acme")),
+        ("acme NOT", t("acme")),
+        ("acme - x", And((t("acme"), t("x")))),
+        ("acme AND OR b", And((t("acme"), t("or"), t("b")))),  # an operator where a word should be is that word
+        ("re*spond OR acme", Or((ANYTHING, t("acme")))),
+        ("x foo:(a b) y", And((t("x"), t("y")))),  # an unknown field and its value
+        ("acme title:", t("acme")),
+        ("type:post|tweet", Or((Filter("type", "=", "post"), ANYTHING))),
+        ("-rating:9", Not(ANYTHING)),
+    ],
+)
+def test_a_lenient_parse_reads_past_syntax_errors(query: str, tree: object) -> None:
+    assert parse(query, lenient=True) == tree
+
+
+def test_a_lenient_parse_still_refuses_deep_nesting() -> None:
+    with pytest.raises(QueryError, match="nests too deeply"):
+        parse("(" * 60 + "a" + ")" * 60, lenient=True)
+
+
+def test_spelling_is_kept_for_pushdown() -> None:
+    assert parse('"Acme   CRM*"').written == "Acme CRM"
+    assert parse("Acme.com").written == "Acme.com"
+    site = parse("site:r/CRM")
+    assert site == parse("site:crm") and isinstance(site, Filter) and site.raw == "r/CRM"
+
+
+def test_search_syntax_binds_and_tighter_and_keeps_operators_verbatim() -> None:
+    tree = parse_search('acme crm OR globex -is:retweet conversation_id:"7"', {"is", "conversation_id"})
+    assert tree == Or(
+        (
+            And((t("acme"), t("crm"))),
+            And((t("globex"), Not(Filter("is", "=", "retweet")), Filter("conversation_id", "=", "7"))),
+        )
+    )
+    assert parse_search("title:Acme", {"title"}) == Filter("title", "=", "Acme")
+    with pytest.raises(QueryError, match="unknown field 'from:'"):
+        parse_search("from:acme", {"is"})
