@@ -7,8 +7,16 @@ newest first. Its quirks, all handled here: every scalar is wrapped as
 `entry` key at all; a page holding a single review gives `entry` as an
 object, not a list; older feeds put an app-metadata entry (with `im:name`,
 without `im:rating`) first; pages above 10 answer HTTP 200 with the plain
-text "CustomerReviews RSS page depth is limited to 10"; entries carry an
-`updated` date only in later versions of the feed.
+text "CustomerReviews RSS page depth is limited to 10".
+
+**Dates.** The JSON entries of 2020-2021 carry no `updated` at all (later
+versions added it), while the XML form of the same feed (`.../xml`, the
+form `feed.link` points to) has `<updated>` on every entry. So a JSON page
+whose reviews lack dates is followed by one request for the XML form of
+the same page, and the dates are taken from there by review id (read with
+feedparser). A review the XML page does not list (it moved to another page
+between the two requests) keeps `created_at` None: unknown, never a guess
+such as the time it was first seen. Dated JSON costs no extra request.
 
 **The feed has no developer responses.** Apple shows them on the App Store
 page but not here, so `brand_replied` is always None ("unknown", never
@@ -41,10 +49,13 @@ from typing import Any, Mapping
 
 from pydantic import Field, field_validator
 
+from earful.core import Mention, parse_time
+from earful.core.durations import Duration
+
 from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult
-from earful.core import Mention
 from .http import HttpClient, redact_url
-from .reviews import Lookback, lookback_field, within_lookback
+from .paging import Page, Watermark, page_back
+from .reviews import lookback_field, recent_only
 
 DEFAULT_BASE = "https://itunes.apple.com"
 PAGE_SIZE = 50
@@ -59,7 +70,7 @@ class AppStoreOptions(ConnectorOptions):
     countries: list[str] = Field(default_factory=lambda: ["us"], description="Storefronts (ISO country codes).")
     max_pages: int = Field(default=MAX_DEPTH, ge=1, le=MAX_DEPTH, description="Pages read at most per storefront and run.")
     first_run_pages: int = Field(default=1, ge=1, le=MAX_DEPTH, description="Pages read per storefront on the first run.")
-    first_run_lookback: Lookback = lookback_field()
+    first_run_lookback: Duration = lookback_field()
 
     @field_validator("app_id", mode="before")
     @classmethod
@@ -91,8 +102,8 @@ class AppStoreConnector(Connector):
         self.http = HttpClient(options, f"appstore monitor {context.monitor!r}")
         self.base = (options.base_url or DEFAULT_BASE).rstrip("/")
 
-    def feed_url(self, country: str, page: int) -> str:
-        return f"{self.base}/{country}/rss/customerreviews/page={page}/id={self.options.app_id}/sortby=mostrecent/json"
+    def feed_url(self, country: str, page: int, form: str = "json") -> str:
+        return f"{self.base}/{country}/rss/customerreviews/page={page}/id={self.options.app_id}/sortby=mostrecent/{form}"
 
     def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
         previous: Mapping[str, Any] = (cursor or {}).get("countries") or {}
@@ -117,44 +128,42 @@ class AppStoreConnector(Connector):
                            notes=[str(e) for e in errors])
 
     def _storefront(self, country: str, state: Mapping[str, Any] | None) -> tuple[list[Mention], dict[str, Any]]:
+        """The new reviews of one storefront, read back to the last run's highest id, and its next cursor."""
         max_id = int(state["max_id"]) if state and state.get("max_id") is not None else None
-        budget = self.options.max_pages if state is not None else self.options.first_run_pages
         brands = self.context.brand_names(self.name)
-        new: list[Mention] = []
-        newest = parse_time(state.get("newest")) if state else None
-        first_count: int | None = None
-        for page in range(1, budget + 1):
-            entries = self._page(country, page)
-            reviews = [e for e in entries if not _is_metadata(e)]
-            if first_count is None:
+        first_count = 0
+
+        def page(number: int | None) -> Page[Mention]:
+            nonlocal first_count
+            number = number or 1
+            reviews = [e for e in self._page(country, number) if not _is_metadata(e)]
+            if number == 1:
                 first_count = len(reviews)
-                if not reviews and state and state.get("last_count"):
-                    raise ConnectorError(
-                        f"{self.http.label}: the {country.upper()} review feed of app {self.options.app_id} has no reviews "
-                        f"at {redact_url(self.feed_url(country, 1))} although the last run read {state['last_count']}; "
-                        "Apple may be serving an empty feed, earful retries on the next run"
-                    )
-            reached = False
-            for entry in reviews:
-                mention = self.entry_mention(entry, country, brands)
-                if max_id is not None and int(mention.external_id) <= max_id:
-                    reached = True
-                    continue
-                if all(m.external_id != mention.external_id for m in new):
-                    new.append(mention)
-            if reached or len(reviews) < PAGE_SIZE:
-                break
-        ids = [int(m.external_id) for m in new]
+                self._check_not_emptied(country, reviews, state)
+            dates = self._xml_dates(country, number) if any(not _label(e, "updated") for e in reviews) else {}
+            return Page([self.entry_mention(e, country, brands, dates) for e in reviews],
+                        number + 1 if len(reviews) >= PAGE_SIZE else None)
+
+        # Ids grow with time: everything at or below `max_id` was read by an earlier run.
+        mark = Watermark(max_id + 1 if max_id is not None else 0)
+        budget = self.options.max_pages if state is not None else self.options.first_run_pages
+        new = page_back(page, mark, key=lambda m: m.external_id, position=lambda m: int(m.external_id), max_pages=budget).items
+        ids = [int(m.external_id) for m in new] + ([max_id] if max_id is not None else [])
+        newest = parse_time(state.get("newest")) if state else None
         dates = [m.created_at for m in new if m.created_at] + ([newest] if newest else [])
+        next_state = {"max_id": max(ids, default=None), "newest": max(dates).isoformat() if dates else None, "last_count": first_count}
         if state is None:  # first run: remember everything read, return only the recent part
-            now = self.context.current_time()
-            new = [m for m in new if within_lookback(m.created_at, now, self.options.first_run_lookback)]
-        next_state = {
-            "max_id": max(ids + ([max_id] if max_id is not None else [])) if ids or max_id is not None else None,
-            "newest": max(dates).isoformat() if dates else None,
-            "last_count": first_count or 0,
-        }
+            new = recent_only(new, self.context.current_time(), self.options.first_run_lookback)
         return new, next_state
+
+    def _check_not_emptied(self, country: str, reviews: list[Mapping[str, Any]], state: Mapping[str, Any] | None) -> None:
+        """Page 1 suddenly empty after reviews were read is Apple serving an empty feed, not "nothing new"."""
+        if not reviews and state and state.get("last_count"):
+            raise ConnectorError(
+                f"{self.http.label}: the {country.upper()} review feed of app {self.options.app_id} has no reviews "
+                f"at {redact_url(self.feed_url(country, 1))} although the last run read {state['last_count']}; "
+                "Apple may be serving an empty feed, earful retries on the next run"
+            )
 
     def _page(self, country: str, page: int) -> list[Mapping[str, Any]]:
         """The review entries of one feed page ([] past the end or past the depth limit)."""
@@ -183,7 +192,26 @@ class AppStoreConnector(Connector):
             raise ConnectorError(f"{self.http.label}: {redact_url(url)} has an `entry` that is neither a list nor an object")
         return entries
 
-    def entry_mention(self, entry: Mapping[str, Any], country: str, brands: set[str]) -> Mention:
+    def _xml_dates(self, country: str, page: int) -> dict[str, str]:
+        """Review id -> `<updated>` of the XML form of one feed page, for JSON entries without a date."""
+        import feedparser
+
+        url = self.feed_url(country, page, "xml")
+        response = self.http.get(url, headers={"Accept": "application/atom+xml, application/xml;q=0.9"})
+        if DEPTH_LIMIT in response.text[:200] and "<feed" not in response.text[:500]:
+            return {}
+        parsed = feedparser.parse(response.content)
+        if parsed.get("version") != "atom10":
+            raise ConnectorError(
+                f"{self.http.label}: the XML form of the {country.upper()} review feed at {redact_url(url)} is not an Atom feed "
+                f"({response.headers.get('Content-Type', 'no content-type')}, {len(response.content)} bytes): "
+                f"{response.text[:80]!r}; the review dates cannot be read, earful retries on the next run"
+            )
+        return {str(e["id"]): str(e["updated"]) for e in parsed.entries if e.get("id") and e.get("updated")}
+
+    def entry_mention(self, entry: Mapping[str, Any], country: str, brands: set[str],
+                      dates: Mapping[str, str] | None = None) -> Mention:
+        """One review; `dates` (id -> time, from the XML form) stands in for an entry without `updated`."""
         review_id = _label(entry, "id")
         if not review_id or not review_id.isdigit():
             raise ConnectorError(
@@ -200,7 +228,7 @@ class AppStoreConnector(Connector):
             author_is_brand=author.casefold() in brands,
             title=(_label(entry, "title") or "").strip(),
             text=(_label(entry, "content") or "").strip(),
-            created_at=parse_time(_label(entry, "updated")),
+            created_at=parse_time(_label(entry, "updated") or (dates or {}).get(review_id)),
             thread_id=review_id,
             kind="review",
             rating=float(rating) if rating and re.fullmatch(r"\d+(\.\d+)?", rating) else None,
@@ -234,16 +262,6 @@ def _int(value: str | None) -> int | None:
 def _is_metadata(entry: Mapping[str, Any]) -> bool:
     """The app's own entry that older feeds put first: it has a name and artist, no rating."""
     return "im:rating" not in entry and ("im:name" in entry or "im:artist" in entry)
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
 CONNECTOR = AppStoreConnector

@@ -72,17 +72,18 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
 from earful.core import Mention
-from .http import HttpClient, redact_url
-from earful.core import parse_retry_after
+from earful.core.durations import Duration
+from .http import HttpClient, error_for_status, redact_url
+from .paging import Page, Watermark, page_back
+from .pushdown import all_words_queries  # words every match contains, as for Hacker News
+from earful.core import parse_time, retry_after_header
 
-if TYPE_CHECKING:
-    import requests
 
 PUBLIC_APPVIEW = "https://public.api.bsky.app"
 DEFAULT_PDS = "https://bsky.social"
@@ -93,9 +94,8 @@ SEEN_MAX = 5_000
 REASONS = ("mention", "reply", "quote")
 RENEW_BEFORE = 60  # seconds: an access token this close to its expiry is renewed first
 _ERROR_STATUSES = tuple(range(400, 600))
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _POST_URI = re.compile(r"^at://([^/]+)/app\.bsky\.feed\.post/([^/]+)$")
+THREAD_VIEW = "app.bsky.feed.defs#threadViewPost"  # a readable post in a thread (not #notFoundPost, #blockedPost)
 
 
 class BlueskyOptions(ConnectorOptions):
@@ -105,16 +105,10 @@ class BlueskyOptions(ConnectorOptions):
     notifications: bool | None = Field(default=None, description="Read the account's mentions/replies/quotes (default: when logged in).")
     lang: str | None = Field(default=None, description="Only posts in this language (searchPosts `lang`), e.g. en.")
     max_pages: int = Field(default=10, ge=1, le=1000, description="Requests of 100 posts per search (or notifications) and run.")
-    first_run_lookback: timedelta = Field(default=timedelta(days=1), gt=timedelta(0), description="History read on the first run.")
-    index_lag: timedelta = Field(default=timedelta(minutes=10), ge=timedelta(0), le=timedelta(days=1),
+    first_run_lookback: Duration = Field(default=timedelta(days=1), gt=timedelta(0), description="History read on the first run.")
+    index_lag: Duration = Field(default=timedelta(minutes=10), ge=timedelta(0), le=timedelta(days=1),
                                  description="How late a post may be indexed; re-read on every poll.")
 
-    @field_validator("first_run_lookback", "index_lag", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        if isinstance(value, str) and (m := _DURATION.match(value)):
-            return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
-        return value
 
     @field_validator("identifier")
     @classmethod
@@ -195,7 +189,7 @@ class BlueskyConnector(Connector):
         if body is None:
             response = self.http.get(url, params=params, headers=headers, accept=_ERROR_STATUSES)
         else:
-            response = self._post(url, body, headers)
+            response = self.http.post(url, json=body, headers=headers, accept=_ERROR_STATUSES)
         if response.status_code >= 400:
             raise self._error(response, method)
         try:
@@ -208,22 +202,7 @@ class BlueskyConnector(Connector):
                 status=response.status_code,
             ) from None
 
-    def _post(self, url: str, body: Any, headers: Mapping[str, str]) -> "requests.Response":
-        """POST through the shared session, failing like HttpClient.get (which only does GET)."""
-        import requests
-
-        self.http.count += 1
-        try:
-            return self.http.session.post(url, json=body, headers=dict(headers), timeout=self.http.timeout)
-        except requests.Timeout:
-            raise ConnectorError(f"{self.http.label}: POST {redact_url(url)} timed out after {self.http.timeout:g}s; "
-                                 "Bluesky may be down or slow") from None
-        except requests.RequestException as exc:
-            raise ConnectorError(f"{self.http.label}: POST {redact_url(url)} failed ({type(exc).__name__}); "
-                                 "check `base_url`, DNS and network/proxy") from None
-
     def _error(self, response: Any, method: str) -> ConnectorError:
-        status = response.status_code
         try:
             body = response.json()
         except ValueError:
@@ -231,32 +210,39 @@ class BlueskyConnector(Connector):
         body = body if isinstance(body, dict) else {}
         code, said = str(body.get("error") or ""), str(body.get("message") or "")[:200]
         retry_after = None
-        logged_in = self.session is not None
-        if status == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if response.status_code == 429:  # Bluesky says when its window resets (epoch seconds), not Retry-After
+            retry_after = retry_after_header(response.headers)
             if retry_after is None:
                 retry_after = _epoch_until(response.headers.get("ratelimit-reset"))
-            hint = f"rate limited by Bluesky; earful comes back in {retry_after or 0:g}s"
-        elif method == "com.atproto.server.createSession" and status == 401:
-            hint = (f"Bluesky refused the login of {self.options.identifier!r}: the app password is wrong or was revoked; "
-                    "create a new one (Settings -> Privacy and security -> App passwords) and update `app_password`")
-        elif status in (401, 403) and not logged_in:
-            hint = ("this host does not serve that anonymously; log in with `identifier` and `app_password` "
-                    "(an app password of the brand's account)")
-        elif status == 401 or code in ("InvalidToken", "ExpiredToken"):
-            hint = "the session was refused even after logging in again; check the account and its app password"
-        elif status == 403:
-            hint = "Bluesky refused the request for this account"
-        elif code == "NotFound" or status == 404:
-            hint = "nothing there; check `base_url`"
-        elif status >= 500:
-            hint = "Bluesky had a server error; earful retries on the next run"
-        else:
-            hint = "the request was refused; check the connector options"
+        hints = self._hints(method, code)
         detail = ": ".join(part for part in (code, said) if part)  # e.g. "InvalidToken: Token has been revoked"
-        detail = f" ({detail})" if detail else ""
-        message = f"{self.http.label}: {method} answered HTTP {status}{detail}; {hint}"
-        return XrpcError(message, retry_after=retry_after, status=status, code=code)
+        error = error_for_status(self.http.label, "GET" if response.request.method == "GET" else "POST", response.url,
+                                 response.status_code, None, response.headers, detail=detail or None, hints=hints,
+                                 retry_after=retry_after)
+        return XrpcError(str(error), retry_after=error.retry_after, status=error.status, code=code)
+
+    def _hints(self, method: str, code: str) -> dict[int, str]:
+        """Advice per status: a refused login, a host that wants one, or a session refused after renewing."""
+        hints = {429: "rate limited by Bluesky; earful comes back in {retry_after}s",
+                 403: "Bluesky refused the request for this account",
+                 404: "nothing there; check `base_url`",
+                 500: "Bluesky had a server error; earful retries on the next run"}
+        anonymous = ("this host does not serve that anonymously; log in with `identifier` and `app_password` "
+                     "(an app password of the brand's account)")
+        refused = "the session was refused even after logging in again; check the account and its app password"
+        if self.session is None:
+            hints[401] = hints[403] = anonymous
+        else:
+            hints[401] = refused
+        if method == "com.atproto.server.createSession":
+            hints[401] = (f"Bluesky refused the login of {self.options.identifier!r}: the app password is wrong or was "
+                          "revoked; create a new one (Settings -> Privacy and security -> App passwords) and update "
+                          "`app_password`")
+        if code in ("InvalidToken", "ExpiredToken"):
+            hints[400] = refused
+        elif code == "NotFound":
+            hints[400] = hints[404]
+        return hints
 
     def _login(self) -> dict[str, Any]:
         if not self.options.identifier or self.options.app_password is None:  # the options validator prevents this
@@ -311,12 +297,11 @@ class BlueskyConnector(Connector):
             return []
         if isinstance(self.options.search, str):
             return [self.options.search.strip()]
-        from .hackernews import pushdown  # the same reduction: words every match contains
 
         if not (self.context.query or "").strip():
             raise ConnectorError(f"{self.http.label}: no query to search; set `query` on the monitor or `search` to a text")
         try:
-            return pushdown(self.context.query or "")
+            return all_words_queries(self.context.query or "")
         except ValueError as exc:
             raise ConnectorError(f"{self.http.label}: {exc}; give `search` an explicit text") from None
 
@@ -401,74 +386,51 @@ class BlueskyConnector(Connector):
         The rest starts at `keep_from` when given (below it everything was returned before) and skips the
         `known` uris inside it, so a pending window never returns a post twice.
         """
-        found: list[dict[str, Any]] = []
-        oldest: datetime | None = None
-        at_oldest: set[str] = set()
-        page_cursor: str | None = None
-        used = 0
-        while True:
-            if used >= budget:
-                if oldest is None:
-                    return window, found, used
-                # Unread: older than `oldest`, and what shares its millisecond but was not read yet.
-                until = oldest + timedelta(milliseconds=1)
-                since = max(window.since, keep_from) if keep_from else window.since
-                if until <= since:
-                    return None, found, used
-                skip = at_oldest | set(window.skip) | {uri for uri, ms in (known or {}).items() if ms >= _ms(since)}
-                return _Window(since, until, frozenset(skip)), found, used
+        def page(cursor: str | None) -> Page[dict[str, Any]]:
             params: dict[str, Any] = {"q": query, "sort": "latest", "limit": PAGE, "since": _iso(window.since)}
             if window.until is not None:
                 params["until"] = _iso(window.until)
             if self.options.lang:
                 params["lang"] = self.options.lang
-            if page_cursor:
-                params["cursor"] = page_cursor
-            reply = self._get("app.bsky.feed.searchPosts", params)
-            used += 1
-            page = _posts(reply, "posts")
-            if page is None:
-                raise ConnectorError(f"{self.http.label}: app.bsky.feed.searchPosts answered without a 'posts' list "
-                                     "of posts with uri; the API may have changed")
-            for post in page:
-                at = _sort_at(post)
-                if at < window.since or (window.until is not None and at >= window.until):
-                    continue  # hosts differ in how exactly they apply since/until: hold the window ourselves
-                if post["uri"] not in window.skip:
-                    found.append(post)
-                if oldest is None or at < oldest:
-                    oldest, at_oldest = at, {post["uri"]}
-                elif at == oldest:
-                    at_oldest.add(post["uri"])
-            page_cursor = reply.get("cursor") if isinstance(reply.get("cursor"), str) else None
-            if not page or not page_cursor:
-                return None, found, used
+            if cursor:
+                params["cursor"] = cursor
+            return self._page("app.bsky.feed.searchPosts", params, "posts")
+
+        # Hosts differ in how exactly they apply since/until: the window is held here too.
+        mark = Watermark(window.since, dict.fromkeys(window.skip, window.since))
+        caught = page_back(page, mark, key=lambda p: p["uri"], position=_sort_at, max_pages=budget, ceiling=window.until)
+        if caught.complete:
+            return None, caught.items, caught.pages
+        if caught.oldest is None:
+            return window, caught.items, caught.pages
+        # Unread: older than the oldest post read, and what shares its millisecond but was not read yet.
+        until = caught.oldest + timedelta(milliseconds=1)
+        since = max(window.since, keep_from) if keep_from else window.since
+        if until <= since:
+            return None, caught.items, caught.pages
+        skip = caught.oldest_keys | set(window.skip) | {uri for uri, ms in (known or {}).items() if ms >= _ms(since)}
+        return _Window(since, until, frozenset(skip)), caught.items, caught.pages
+
+    def _page(self, method: str, params: Mapping[str, Any], key: str) -> Page[dict[str, Any]]:
+        """One page of posts (or notifications) and the API's cursor to the next one."""
+        reply = self._get(method, params)
+        items = _posts(reply, key)
+        if items is None:
+            raise ConnectorError(f"{self.http.label}: {method} answered without a '{key}' list of posts with uri; "
+                                 "the API may have changed")
+        return Page(items, reply.get("cursor") if isinstance(reply.get("cursor"), str) and reply["cursor"] else None)
 
     def _notifications(self, state: Mapping[str, Any] | None) -> tuple[list[dict[str, Any]], dict[str, Any], bool]:
         """Mentions, replies and quotes of the logged-in account since the cursor, paged back newest first."""
         since, seen = self._lagged(state)
-        read: list[dict[str, Any]] = []
-        page_cursor: str | None = None
-        for _ in range(self.options.max_pages):
-            params: dict[str, Any] = {"limit": PAGE, "reasons": list(REASONS)}
-            if page_cursor:
-                params["cursor"] = page_cursor
-            reply = self._get("app.bsky.notification.listNotifications", params)
-            page = _posts(reply, "notifications")
-            if page is None:
-                raise ConnectorError(f"{self.http.label}: app.bsky.notification.listNotifications answered without a "
-                                     "'notifications' list; the API may have changed")
-            reached = False
-            for note in page:
-                if _sort_at(note) < since:
-                    reached = True
-                    continue
-                if note.get("reason") in REASONS and note["uri"] not in seen and _is_post(note):
-                    read.append(note)
-            page_cursor = reply.get("cursor") if isinstance(reply.get("cursor"), str) else None
-            if reached or not page or not page_cursor:
-                return read, self._next_state(state, read, seen), True
-        return read, self._next_state(state, read, seen), False
+
+        def page(cursor: str | None) -> Page[dict[str, Any]]:
+            params: dict[str, Any] = {"limit": PAGE, "reasons": list(REASONS), **({"cursor": cursor} if cursor else {})}
+            return self._page("app.bsky.notification.listNotifications", params, "notifications")
+
+        caught = page_back(page, Watermark(since, dict.fromkeys(seen, since)), key=lambda n: n["uri"], position=_sort_at,
+                           max_pages=self.options.max_pages, wanted=lambda n: n.get("reason") in REASONS and _is_post(n))
+        return caught.items, self._next_state(state, caught.items, seen), caught.complete
 
     # -- earful check --online ---------------------------------------------------------------
     def verify(self) -> None:
@@ -487,42 +449,35 @@ class BlueskyConnector(Connector):
         brands = self.context.brand_names("bluesky")
         if mention.source != self.name or not brands or not _POST_URI.match(mention.external_id):
             return ReplyStatus(answered=None)
-        params = {"uri": mention.external_id, "depth": THREAD_DEPTH, "parentHeight": 0}
-        try:
-            try:
-                reply = self._call("app.bsky.feed.getPostThread", params, service=self.appview)
-            except ConnectorError as exc:
-                if exc.status not in (401, 403) or not self.options.identifier:
-                    raise
-                if self.session is None:
-                    self._start_session(None)
-                reply = self._get("app.bsky.feed.getPostThread", params)
-        except ConnectorError:
-            return ReplyStatus(answered=None)  # NotFound (deleted) lands here too
-        thread = reply.get("thread") if isinstance(reply, dict) else None
-        if not isinstance(thread, dict) or thread.get("$type") != "app.bsky.feed.defs#threadViewPost":
-            return ReplyStatus(answered=None)  # #notFoundPost, #blockedPost
-        answers: list[dict[str, Any]] = []
-        cut = False
-        stack: list[tuple[dict[str, Any], int]] = [(thread, 0)]
-        while stack:
-            node, depth = stack.pop()
-            replies = [r for r in node.get("replies") or [] if isinstance(r, dict)]
-            post = node.get("post") or {}
-            if depth >= THREAD_DEPTH and not replies and (post.get("replyCount") or 0) > 0:
-                cut = True
-            for child in replies:
-                if child.get("$type") != "app.bsky.feed.defs#threadViewPost":
-                    continue
-                if _author_is_brand(child.get("post") or {}, brands):
-                    answers.append(child["post"])
-                stack.append((child, depth + 1))
+        thread = self._thread(mention.external_id)
+        if thread is None:
+            return ReplyStatus(answered=None)
+        answers, cut = _brand_posts_below(thread, brands)
         if not answers:
             return ReplyStatus(answered=None) if cut else ReplyStatus(answered=False)
-        first = min(answers, key=_created_at)
-        author = first.get("author") or {}
-        return ReplyStatus(answered=True, answered_at=_created_at(first), answered_by=str(author.get("handle") or author.get("did")),
-                           url=post_url(first))
+        return _answer(min(answers, key=_created_at))
+
+    def _thread(self, uri: str) -> dict[str, Any] | None:
+        """The post's thread view down to THREAD_DEPTH; None when the post is deleted, blocked or unreadable."""
+        try:
+            reply = self._read_thread({"uri": uri, "depth": THREAD_DEPTH, "parentHeight": 0})
+        except ConnectorError:
+            return None  # NotFound (deleted) lands here too
+        thread = reply.get("thread") if isinstance(reply, dict) else None
+        if not isinstance(thread, dict) or thread.get("$type") != THREAD_VIEW:
+            return None  # #notFoundPost, #blockedPost
+        return thread
+
+    def _read_thread(self, params: Mapping[str, Any]) -> Any:
+        """getPostThread from the public AppView; through the brand's session when the AppView wants a login."""
+        try:
+            return self._call("app.bsky.feed.getPostThread", params, service=self.appview)
+        except ConnectorError as exc:
+            if exc.status not in (401, 403) or not self.options.identifier:
+                raise
+        if self.session is None:
+            self._start_session(None)
+        return self._get("app.bsky.feed.getPostThread", params)
 
     def close(self) -> None:
         self.http.close()
@@ -552,16 +507,11 @@ def _is_post(item: Mapping[str, Any]) -> bool:
 
 def _time(value: Any) -> datetime | None:
     """An atproto datetime ("...Z", "+00:00", micro- or no fraction); None when unreadable."""
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str):
         return None
-    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    if m := re.match(r"^(.*T\d\d:\d\d:\d\d)\.(\d+)(.*)$", text):  # Python reads at most 6 fraction digits
-        text = f"{m.group(1)}.{m.group(2)[:6].ljust(6, '0')}{m.group(3)}"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    if m := re.match(r"^(.*T\d\d:\d\d:\d\d)\.(\d+)(.*)$", value.strip()):  # Python reads at most 6 fraction digits
+        value = f"{m.group(1)}.{m.group(2)[:6].ljust(6, '0')}{m.group(3)}"
+    return parse_time(value)
 
 
 def _iso(when: datetime) -> str:
@@ -655,14 +605,37 @@ def _link_url(record: Mapping[str, Any]) -> str:
     return ""
 
 
-def post_mention(post: Mapping[str, Any], brands: set[str]) -> Mention:
-    """Map a post view (search hit) or a notification about a post to a Mention."""
-    record = post.get("record") or {}
+def _brand_posts_below(thread: Mapping[str, Any], brands: set[str]) -> tuple[list[dict[str, Any]], bool]:
+    """Brand posts anywhere below the thread's post, and whether the tree was cut at THREAD_DEPTH with replies unseen."""
+    answers: list[dict[str, Any]] = []
+    cut = False
+    stack: list[tuple[Mapping[str, Any], int]] = [(thread, 0)]
+    while stack:
+        node, depth = stack.pop()
+        replies = [r for r in node.get("replies") or [] if isinstance(r, dict)]
+        if depth >= THREAD_DEPTH and not replies and ((node.get("post") or {}).get("replyCount") or 0) > 0:
+            cut = True
+        for child in (r for r in replies if r.get("$type") == THREAD_VIEW):
+            if _author_is_brand(child.get("post") or {}, brands):
+                answers.append(child["post"])
+            stack.append((child, depth + 1))
+    return answers, cut
+
+
+def _answer(post: Mapping[str, Any]) -> ReplyStatus:
     author = post.get("author") or {}
-    reply = record.get("reply") if isinstance(record.get("reply"), dict) else None
-    root = str(((reply or {}).get("root") or {}).get("uri") or "") or None
-    parent = str(((reply or {}).get("parent") or {}).get("uri") or "") or None
-    langs = [lang for lang in record.get("langs") or [] if isinstance(lang, str)]
+    return ReplyStatus(answered=True, answered_at=_created_at(post), answered_by=str(author.get("handle") or author.get("did")),
+                       url=post_url(post))
+
+
+def _reply_uri(reply: Mapping[str, Any] | None, which: str) -> str | None:
+    """The uri of a reply's `root` or `parent` post; None for a post that replies to nothing."""
+    return str(((reply or {}).get(which) or {}).get("uri") or "") or None
+
+
+def _post_raw(post: Mapping[str, Any], langs: list[str]) -> dict[str, Any]:
+    """What a Mention keeps of the post beyond its own fields: counts, labels, and why a notification came."""
+    author = post.get("author") or {}
     raw: dict[str, Any] = {"cid": post.get("cid"), "did": author.get("did"), "indexed_at": post.get("indexedAt"),
                            "reply_count": post.get("replyCount"), "like_count": post.get("likeCount"), "langs": langs}
     if post.get("reason"):
@@ -670,6 +643,15 @@ def post_mention(post: Mapping[str, Any], brands: set[str]) -> Mention:
     labels = [lbl.get("val") for lbl in post.get("labels") or [] if isinstance(lbl, dict)]
     if labels:
         raw["labels"] = labels
+    return raw
+
+
+def post_mention(post: Mapping[str, Any], brands: set[str]) -> Mention:
+    """Map a post view (search hit) or a notification about a post to a Mention."""
+    record = post.get("record") or {}
+    author = post.get("author") or {}
+    reply = record.get("reply") if isinstance(record.get("reply"), dict) else None
+    langs = [lang for lang in record.get("langs") or [] if isinstance(lang, str)]
     return Mention(
         source="bluesky",
         external_id=str(post["uri"]),
@@ -678,13 +660,13 @@ def post_mention(post: Mapping[str, Any], brands: set[str]) -> Mention:
         author_is_brand=_author_is_brand(post, brands),
         text=expand_links(str(record.get("text") or ""), record.get("facets")).strip(),
         created_at=_time(record.get("createdAt")) or _time(post.get("indexedAt")),
-        thread_id=root or str(post["uri"]),
-        parent_id=parent,
+        thread_id=_reply_uri(reply, "root") or str(post["uri"]),
+        parent_id=_reply_uri(reply, "parent"),
         kind="reply" if reply else "post",
         language=langs[0] if langs else None,
         site="bsky.app",
         link_url=_link_url(record),
-        raw=raw,
+        raw=_post_raw(post, langs),
     )
 
 

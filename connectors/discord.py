@@ -88,8 +88,10 @@ from pydantic import Field, SecretStr, field_validator
 
 from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
 from earful.core import Mention
-from .http import HttpClient, redact_url
-from earful.core import parse_retry_after
+from earful.core.durations import Duration
+from .http import HttpClient, error_for_status, redact_url
+from .paging import Page, page_forward
+from earful.core import parse_time
 
 DEFAULT_BASE = "https://discord.com/api/v10"
 API_SUFFIX = "/api/v10"
@@ -104,9 +106,17 @@ ROLE_CACHE_MAX = 2_000
 MAX_PACING_WAIT = 5.0  # seconds we are willing to wait for an emptied rate-limit bucket
 _ERROR_STATUSES = tuple(range(400, 600))
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SNOWFLAKE = re.compile(r"^\d{1,20}$")
+
+
+_HINTS = {
+    401: ("the bot token is invalid or was reset; create a new one in the Developer Portal "
+          "(Bot -> Reset Token) and update the variable behind `bot_token`"),
+    403: ("the bot cannot read there; invite it to the server and give it View Channels and "
+          "Read Message History on the watched channels"),
+    404: "no such channel or guild, or the bot is not a member of that server; check the ids under `channels`",
+    500: "Discord had a server error; earful retries on the next run",
+}
 
 
 def snowflake_at(when: datetime) -> int:
@@ -123,7 +133,7 @@ class DiscordOptions(ConnectorOptions):
     channels: list[str] = Field(min_length=1, description="Ids of the channels to watch (Developer Mode -> Copy Channel ID).")
     include_threads: bool = Field(default=False, description="Also read the active threads (and forum posts) of those channels.")
     brand_roles: list[str] = Field(default_factory=list, description="Role ids whose members speak for the brand.")
-    first_run_lookback: timedelta = Field(
+    first_run_lookback: Duration = Field(
         default=timedelta(days=1), gt=timedelta(0), description="History read on the first run, and for new channels or threads."
     )
     max_pages: int = Field(default=10, ge=1, le=1000, description="Pages of 100 messages per channel or thread per run.")
@@ -153,12 +163,6 @@ class DiscordOptions(ConnectorOptions):
             raise ValueError(f"{bad[0]!r} is not a Discord id (a number like 1098765432109876543)")
         return list(dict.fromkeys(ids))
 
-    @field_validator("first_run_lookback", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        if isinstance(value, str) and (m := _DURATION.match(value)):
-            return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
-        return value
 
 
 @dataclass
@@ -223,41 +227,26 @@ class DiscordConnector(Connector):
                 self._wait_until = time.monotonic() + reset_after
 
     def _error(self, response: Any) -> ConnectorError:
-        status = response.status_code
         try:
             body = response.json()
         except ValueError:
             body = None
         body = body if isinstance(body, dict) else {}
-        said = str(body.get("message") or "")[:200]
-        code = body.get("code")
+        said, code = str(body.get("message") or "")[:200], body.get("code")
+        hints = dict(_HINTS)
         retry_after = None
-        if status == 429:
+        if response.status_code == 429:  # the body's float `retry_after` is more precise than the header
             retry_after = _float(body.get("retry_after"))
-            if retry_after is None:
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
             scope = "global" if body.get("global") or response.headers.get("X-RateLimit-Global") else (
                 response.headers.get("X-RateLimit-Scope") or "route")
-            hint = f"rate limited ({scope} limit); earful comes back in {retry_after or 0:g}s"
+            hints[429] = f"rate limited ({scope} limit); earful comes back in {{retry_after}}s"
             if scope == "global":
-                hint += " (a global limit counts every request of this bot token: other programs may share it)"
-        elif status == 401:
-            hint = ("the bot token is invalid or was reset; create a new one in the Developer Portal "
-                    "(Bot -> Reset Token) and update the variable behind `bot_token`")
-        elif status == 403:
-            hint = ("the bot cannot read there; invite it to the server and give it View Channels and "
-                    "Read Message History on the watched channels")
-        elif status == 404:
-            hint = "no such channel or guild, or the bot is not a member of that server; check the ids under `channels`"
-        elif status >= 500:
-            hint = "Discord had a server error; earful retries on the next run"
-        else:
-            hint = "the request was refused; check the connector options"
-        detail = ""
+                hints[429] += " (a global limit counts every request of this bot token: other programs may share it)"
+        detail = None
         if said:  # Discord's own words, e.g. 'Missing Access' with its JSON error code 50001
-            detail = f" ({said!r}, code {code})" if code not in (None, 0) else f" ({said!r})"
-        message = f"{self.http.label}: GET {redact_url(response.url)} answered HTTP {status}{detail}; {hint}"
-        return ConnectorError(message, retry_after=retry_after, status=status)
+            detail = f"{said!r}, code {code}" if code not in (None, 0) else repr(said)
+        return error_for_status(self.http.label, "GET", response.url, response.status_code, None, response.headers,
+                                detail=detail, hints=hints, retry_after=retry_after)
 
     # -- fetch -------------------------------------------------------------
     def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
@@ -265,16 +254,28 @@ class DiscordConnector(Connector):
         start = self.http.count
         now = self.context.current_time()
         floor = snowflake_at(now - self.options.first_run_lookback)
-        old_channels: Mapping[str, Any] = cursor.get("channels") or {}
-        old_threads: Mapping[str, Any] = cursor.get("threads") or {}
         self._roles = {k: v for k, v in (cursor.get("roles") or {}).items() if now.timestamp() - v[1] < ROLE_TTL}
-        channels: dict[str, dict[str, Any]] = {}
-        threads: dict[str, dict[str, Any]] = {}
         found: list[tuple[dict[str, Any], _Place]] = []
         notes: list[str] = []
+        channels = self._read_channels(cursor.get("channels") or {}, floor, found, notes)
+        threads: dict[str, dict[str, Any]] = {}
+        if self.options.include_threads:
+            threads = self._read_threads(channels, cursor.get("threads") or {}, floor, found, notes)
+        mentions = self._mentions(found, {**{k: v.get("name", "") for k, v in channels.items()},
+                                          **{k: v.get("name", "") for k, v in threads.items()}})
+        notes += _empty_content_note(found)
+        roles = dict(sorted(self._roles.items(), key=lambda kv: -kv[1][1])[:ROLE_CACHE_MAX])
+        next_cursor: dict[str, Any] = {"channels": channels, "threads": threads}
+        if roles:
+            next_cursor["roles"] = roles
+        return FetchResult(mentions=mentions, cursor=next_cursor, requests=self.http.count - start, notes=notes)
 
+    def _read_channels(self, old: Mapping[str, Any], floor: int, found: list[tuple[dict[str, Any], _Place]],
+                       notes: list[str]) -> dict[str, dict[str, Any]]:
+        """New messages of every watched channel (forum channels hold threads only); their next cursors."""
+        channels: dict[str, dict[str, Any]] = {}
         for channel_id in self.options.channels:
-            info = dict(old_channels.get(channel_id) or self._channel_info(channel_id))
+            info = dict(old.get(channel_id) or self._channel_info(channel_id))
             info.setdefault("after", str(floor))  # a channel read for the first time starts at the look-back window
             channels[channel_id] = info
             if info.get("type") in THREAD_HOLDERS:
@@ -289,39 +290,32 @@ class DiscordConnector(Connector):
             found.extend((m, place) for m in messages)
             if not done:
                 notes.append(f"Discord channel #{place.name} ({channel_id}): more messages left, read on the next run")
+        return channels
 
-        if self.options.include_threads:
-            for thread in self._active_threads(channels):
-                thread_id = str(thread["id"])
-                parent = channels[str(thread["parent_id"])]
-                known = old_threads.get(thread_id)
-                after = int(known["after"]) if known else max(floor, int(thread_id) - 1)
-                state = {"after": str(after), "guild": str(thread.get("guild_id") or parent.get("guild") or ""),
-                         "parent": str(thread["parent_id"]), "name": str(thread.get("name") or "")}
-                threads[thread_id] = state
-                last = thread.get("last_message_id")
-                if last is not None and _SNOWFLAKE.match(str(last)) and int(last) <= after:
-                    continue  # nothing new in this thread: no request
-                place = _Place(thread_id, state["guild"], state["name"], thread_of=state["parent"], parent_type=parent.get("type"))
-                messages, state["after"], done = self._read(thread_id, after)
-                found.extend((m, place) for m in messages)
-                if not done:
-                    notes.append(f"Discord thread {state['name']!r} ({thread_id}): more messages left, read on the next run")
-            for thread_id, state in old_threads.items():  # quiet threads: keep while they could be re-read
-                if thread_id not in threads and int(state.get("after") or 0) >= floor:
-                    threads[thread_id] = dict(state)
-
-        mentions = self._mentions(found, {**{k: v.get("name", "") for k, v in channels.items()},
-                                          **{k: v.get("name", "") for k, v in threads.items()}})
-        wrote = [m for m, _ in found if m.get("type") in (DEFAULT, REPLY)]
-        if wrote and not any(m.get("content") or m.get("attachments") or m.get("embeds") for m in wrote):
-            notes.append("Discord returned every message with empty content: switch on the Message Content Intent "
-                         "of the bot (Developer Portal -> Bot -> Privileged Gateway Intents)")
-        roles = dict(sorted(self._roles.items(), key=lambda kv: -kv[1][1])[:ROLE_CACHE_MAX])
-        next_cursor: dict[str, Any] = {"channels": channels, "threads": threads}
-        if roles:
-            next_cursor["roles"] = roles
-        return FetchResult(mentions=mentions, cursor=next_cursor, requests=self.http.count - start, notes=notes)
+    def _read_threads(self, channels: Mapping[str, Mapping[str, Any]], old: Mapping[str, Any], floor: int,
+                      found: list[tuple[dict[str, Any], _Place]], notes: list[str]) -> dict[str, dict[str, Any]]:
+        """New messages of the active threads of watched channels (an idle thread costs no request); thread cursors."""
+        threads: dict[str, dict[str, Any]] = {}
+        for thread in self._active_threads(channels):
+            thread_id = str(thread["id"])
+            parent = channels[str(thread["parent_id"])]
+            known = old.get(thread_id)
+            after = int(known["after"]) if known else max(floor, int(thread_id) - 1)
+            state = {"after": str(after), "guild": str(thread.get("guild_id") or parent.get("guild") or ""),
+                     "parent": str(thread["parent_id"]), "name": str(thread.get("name") or "")}
+            threads[thread_id] = state
+            last = thread.get("last_message_id")
+            if last is not None and _SNOWFLAKE.match(str(last)) and int(last) <= after:
+                continue  # nothing new in this thread: no request
+            place = _Place(thread_id, state["guild"], state["name"], thread_of=state["parent"], parent_type=parent.get("type"))
+            messages, state["after"], done = self._read(thread_id, after)
+            found.extend((m, place) for m in messages)
+            if not done:
+                notes.append(f"Discord thread {state['name']!r} ({thread_id}): more messages left, read on the next run")
+        for thread_id, state in old.items():  # quiet threads: keep while they could be re-read
+            if thread_id not in threads and int(state.get("after") or 0) >= floor:
+                threads[thread_id] = dict(state)
+        return threads
 
     def _channel_info(self, channel_id: str) -> dict[str, Any]:
         channel = self._get(f"/channels/{channel_id}")
@@ -344,21 +338,19 @@ class DiscordConnector(Connector):
 
     def _read(self, channel_id: str, after: int, pages: int | None = None) -> tuple[list[dict[str, Any]], str, bool]:
         """Messages after `after`, oldest first: (messages, the new `after`, whether the channel was read to its end)."""
-        got: list[dict[str, Any]] = []
-        for _ in range(pages or self.options.max_pages):
-            page = self._get(f"/channels/{channel_id}/messages", {"after": after, "limit": PAGE})
-            if not isinstance(page, list) or not all(isinstance(m, dict) and _SNOWFLAKE.match(str(m.get("id"))) for m in page):
+        def page(since: int) -> Page[dict[str, Any]]:
+            messages = self._get(f"/channels/{channel_id}/messages", {"after": since, "limit": PAGE})
+            if not isinstance(messages, list) or not all(isinstance(m, dict) and _SNOWFLAKE.match(str(m.get("id")))
+                                                         for m in messages):
                 raise ConnectorError(
                     f"{self.http.label}: unexpected answer for the messages of channel {channel_id}: "
                     "expected a list of message objects; the API may have changed"
                 )
-            fresh = sorted((m for m in page if int(m["id"]) > after), key=lambda m: int(m["id"]))
-            got.extend(fresh)
-            if fresh:
-                after = int(fresh[-1]["id"])
-            if len(page) < PAGE or not fresh:
-                return got, str(after), True
-        return got, str(after), False
+            return Page(messages)
+
+        read = page_forward(page, after, position=lambda m: int(m["id"]), max_pages=pages or self.options.max_pages,
+                            page_size=PAGE)
+        return read.items, str(read.after), read.complete
 
     # -- mapping ------------------------------------------------------------
     def _mentions(self, found: list[tuple[dict[str, Any], _Place]], names: Mapping[str, str]) -> list[Mention]:
@@ -428,38 +420,45 @@ class DiscordConnector(Connector):
     # -- replies ------------------------------------------------------------
     def replies(self, mention: Mention) -> ReplyStatus:
         """Did a brand account answer the mention (a reply chain below it, or its own thread)? Unknown on errors."""
-        if mention.source != self.name or not _SNOWFLAKE.match(mention.external_id):
-            return ReplyStatus(answered=None)
-        if not self.context.brand_names("discord") and not self.options.brand_roles:
+        if not self._can_check(mention):
             return ReplyStatus(answered=None)
         channel = str(mention.raw.get("channel_id") or "") or _channel_from_url(mention.url)
         guild = str(mention.raw.get("guild_id") or "") or _guild_from_url(mention.url)
         if not channel:
             return ReplyStatus(answered=None)
-        # A forum post shares its id with its thread; a channel message may have started a thread.
-        scans = [(channel, channel == mention.external_id)]
-        started = str(mention.raw.get("started_thread") or "")
-        if _SNOWFLAKE.match(started) and started != channel:
-            scans.append((started, True))
         complete = True
         answers: list[dict[str, Any]] = []
         try:
-            for where, whole_thread in scans:
-                messages, _, done = self._read(where, int(mention.external_id), pages=self.options.reply_pages)
+            for where, whole_thread in _reply_places(mention, channel):
+                answer, done = self._first_brand_answer(mention.external_id, where, whole_thread, guild)
                 complete = complete and done
-                below = {mention.external_id}
-                for message in messages:
-                    if whole_thread or _reference(message) in below:
-                        below.add(str(message["id"]))
-                        if message.get("type") in (DEFAULT, REPLY) and self._is_brand(message, guild):
-                            answers.append(message)
-                            break  # messages come oldest first: the first brand answer is the earliest here
+                if answer is not None:
+                    answers.append(answer)
         except ConnectorError:
             return ReplyStatus(answered=None)
         if answers:
             return _answer(min(answers, key=lambda m: int(m["id"])), guild)
         # Unread pages may still hold the answer: only a channel read to its end says "no".
         return ReplyStatus(answered=False) if complete else ReplyStatus(answered=None)
+
+    def _can_check(self, mention: Mention) -> bool:
+        """A Discord message of ours, and a brand to look for (accounts or roles)."""
+        if mention.source != self.name or not _SNOWFLAKE.match(mention.external_id):
+            return False
+        return bool(self.context.brand_names("discord") or self.options.brand_roles)
+
+    def _first_brand_answer(self, mention_id: str, where: str, whole_thread: bool, guild: str
+                            ) -> tuple[dict[str, Any] | None, bool]:
+        """The earliest brand message answering the mention in one channel or thread (None: none read), and
+        whether that channel was read to its end. Outside a whole thread, only reply chains below it count."""
+        messages, _, done = self._read(where, int(mention_id), pages=self.options.reply_pages)
+        below = {mention_id}
+        for message in messages:  # oldest first: the first brand answer is the earliest here
+            if whole_thread or _reference(message) in below:
+                below.add(str(message["id"]))
+                if message.get("type") in (DEFAULT, REPLY) and self._is_brand(message, guild):
+                    return message, done
+        return None, done
 
     def close(self) -> None:
         self.http.close()
@@ -475,6 +474,15 @@ def _float(value: Any) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def _empty_content_note(found: list[tuple[dict[str, Any], _Place]]) -> list[str]:
+    """A note when every message read came without content: the Message Content Intent is off."""
+    wrote = [m for m, _ in found if m.get("type") in (DEFAULT, REPLY)]
+    if wrote and not any(m.get("content") or m.get("attachments") or m.get("embeds") for m in wrote):
+        return ["Discord returned every message with empty content: switch on the Message Content Intent "
+                "of the bot (Developer Portal -> Bot -> Privileged Gateway Intents)"]
+    return []
 
 
 def _reference(message: Mapping[str, Any]) -> str | None:
@@ -517,13 +525,8 @@ def _guild_from_url(url: str) -> str:
 
 
 def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    """A message time: only strings are times here (snowflakes carry their own)."""
+    return parse_time(value) if isinstance(value, str) else None
 
 
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
@@ -577,6 +580,58 @@ def _link(message: Mapping[str, Any], text: str) -> str:
     return ""
 
 
+def _reply_places(mention: Mention, channel: str) -> list[tuple[str, bool]]:
+    """Where answers to a message are read: (channel or thread id, whether every message there answers it).
+
+    A forum post shares its id with its thread, so all of that thread answers it; a channel message may
+    have started a thread, all of which answers it too.
+    """
+    places = [(channel, channel == mention.external_id)]
+    started = str(mention.raw.get("started_thread") or "")
+    if _SNOWFLAKE.match(started) and started != channel:
+        places.append((started, True))
+    return places
+
+
+def _reference_raw(message: Mapping[str, Any], parent: str | None) -> dict[str, Any]:
+    """What a message's reference says: the message it replies to (and whether that was deleted), a crosspost's source."""
+    raw: dict[str, Any] = {}
+    if parent:
+        raw["reply_to"] = parent
+        raw["parent_deleted"] = message.get("referenced_message") is None
+    ref = message.get("message_reference") if isinstance(message.get("message_reference"), dict) else {}
+    if ref.get("guild_id") or ref.get("channel_id"):
+        raw["reference_channel_id"] = ref.get("channel_id")
+    return raw
+
+
+def _message_raw(message: Mapping[str, Any], place: _Place, parent: str | None,
+                 brand_reply: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a Mention keeps of the message beyond its own fields: where it was, and what reply checks need."""
+    author = message.get("author") or {}
+    raw: dict[str, Any] = {
+        "channel_id": place.channel,
+        "guild_id": place.guild,
+        "channel": place.name,
+        "type": message.get("type"),
+        "author_id": str(author.get("id") or ""),
+        "edited_at": message.get("edited_timestamp"),
+        "attachments": [a.get("url") for a in message.get("attachments") or [] if isinstance(a, dict) and a.get("url")],
+    }
+    if place.is_thread:
+        raw["parent_channel_id"] = place.thread_of
+    raw.update(_reference_raw(message, parent))
+    if message.get("webhook_id"):
+        raw["webhook_id"] = message["webhook_id"]
+    started = message.get("thread")
+    if isinstance(started, dict) and _SNOWFLAKE.match(str(started.get("id"))):
+        raw["started_thread"] = str(started["id"])  # answers may come inside that thread
+    if brand_reply is not None:
+        raw["reply_at"] = brand_reply.get("timestamp")
+        raw["reply_by"] = (brand_reply.get("author") or {}).get("username")
+    return raw
+
+
 def message_mention(
     message: Mapping[str, Any],
     place: _Place,
@@ -590,32 +645,6 @@ def message_mention(
     parent = _reference(message)
     forum_post = place.is_thread and message_id == place.channel and place.parent_type in THREAD_HOLDERS
     text = render_content(message, channel_names)
-    kind = "post" if forum_post else "reply" if parent else "message"
-    ref = message.get("message_reference") if isinstance(message.get("message_reference"), dict) else {}
-    raw: dict[str, Any] = {
-        "channel_id": place.channel,
-        "guild_id": place.guild,
-        "channel": place.name,
-        "type": message.get("type"),
-        "author_id": str(author.get("id") or ""),
-        "edited_at": message.get("edited_timestamp"),
-        "attachments": [a.get("url") for a in message.get("attachments") or [] if isinstance(a, dict) and a.get("url")],
-    }
-    if place.is_thread:
-        raw["parent_channel_id"] = place.thread_of
-    if parent:
-        raw["reply_to"] = parent
-        raw["parent_deleted"] = message.get("referenced_message") is None
-    if ref.get("guild_id") or ref.get("channel_id"):
-        raw["reference_channel_id"] = ref.get("channel_id")
-    if message.get("webhook_id"):
-        raw["webhook_id"] = message["webhook_id"]
-    started = message.get("thread")
-    if isinstance(started, dict) and _SNOWFLAKE.match(str(started.get("id"))):
-        raw["started_thread"] = str(started["id"])  # answers may come inside that thread
-    if brand_reply is not None:
-        raw["reply_at"] = brand_reply.get("timestamp")
-        raw["reply_by"] = (brand_reply.get("author") or {}).get("username")
     return Mention(
         source="discord",
         external_id=message_id,
@@ -627,11 +656,11 @@ def message_mention(
         created_at=_timestamp(message.get("timestamp")) or snowflake_time(message_id),
         thread_id=place.channel if place.is_thread else _root(message, parent),
         parent_id=parent,
-        kind=kind,
+        kind="post" if forum_post else "reply" if parent else "message",
         brand_replied=True if brand_reply is not None else None,
         site="discord.com",
         link_url=_link(message, text),
-        raw=raw,
+        raw=_message_raw(message, place, parent, brand_reply),
     )
 
 

@@ -72,9 +72,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field
 
+from earful.core import Mention, parse_time
+
 from .base import Connector, ConnectorContext, ConnectorError, FetchResult, ReplyStatus
-from earful.core import Mention
-from .graph import GraphOptions, Watermark, epoch, first_line, is_gone, parse_time
+from .graph import GraphOptions, Watermark, epoch, first_line, is_gone, young_threads
 
 SOURCE = "facebook"
 SITE = "facebook.com"
@@ -150,69 +151,65 @@ class FacebookConnector(Connector):
     ) -> tuple[dict[str, Any], list[Mention]]:
         """New posts on the Page, and new comments on every watched post whose `updated_time` moved."""
         window_start = now - int(self.options.comment_window.total_seconds())
-        since = min(posts_wm.floor, window_start)
-        posts: dict[str, tuple[str, dict[str, Any]]] = {}
-        edges = ["feed"] + (["visitor_posts"] if self.options.visitor_posts else [])
-        for edge in edges:
-            for post in self._read(edge, f"{self.options.page_id}/{edge}", {"fields": POST_FIELDS, "since": since}, since, notes):
-                posts.setdefault(str(post["id"]), (edge, post))
-
+        posts = self._listed_posts(min(posts_wm.floor, window_start), notes)
         mentions: list[Mention] = []
         threads: dict[str, Any] = {}
-        comment_floor_default = posts_wm.floor
         for pid, (edge, post) in sorted(posts.items(), key=lambda kv: (epoch(kv[1][1].get("created_time")) or 0, kv[0])):
             created = epoch(post.get("created_time"))
             if created is None:
                 continue
-            updated = max(epoch(post.get("updated_time")) or created, created)
             prior = previous.get(pid) if isinstance(previous.get(pid), Mapping) else None
-            comments_wm = Watermark.load(prior.get("comments") if prior else None, comment_floor_default)
-            changed = (
-                updated > int(prior.get("u", 0)) or updated >= int(prior.get("s", 0)) - 1
-                if prior
-                else updated >= comments_wm.floor
-            )
-            comments: list[dict[str, Any]] = []
-            if changed and _comment_total(post) != 0:
-                comments = self._comments(pid, comments_wm.floor, notes)
-            new_post = posts_wm.is_new(pid, created)
-            if new_post:
+            threads[pid], comments, found = self._scan_post(pid, post, created, prior, posts_wm.floor, now, notes)
+            if posts_wm.is_new(pid, created):
                 posts_wm.add(pid, created)
                 if not post.get("is_hidden"):
                     mentions.append(self._post_mention(post, edge, comments))
-            title = first_line(_post_text(post))
-            for comment in reversed(comments):  # oldest first
-                cid, t = str(comment.get("id") or ""), epoch(comment.get("created_time"))
-                if cid and t is not None and comments_wm.is_new(cid, t):
-                    comments_wm.add(cid, t)
-                    if not comment.get("is_hidden"):
-                        mentions.append(self._comment_mention(comment, pid, title, comments))
-            comments_wm.advance()
-            scanned = changed or prior is None
-            threads[pid] = {
-                "t": created,
-                "u": updated if scanned else int(prior.get("u", updated)),
-                "s": now if scanned else int(prior.get("s", now)),
-                "comments": comments_wm.dump(),
-            }
-        # Posts the listing did not reach (a capped catch-up) stay watched while they are young enough.
-        for pid, prior in previous.items():
-            if pid not in threads and isinstance(prior, Mapping) and int(prior.get("t", 0)) >= window_start:
-                threads[pid] = dict(prior)
+            mentions += found
+        threads |= young_threads(previous, threads, window_start)
         posts_wm.advance()
         return threads, mentions
 
-    def _read(self, edge: str, path: str, params: Mapping[str, Any], floor: int, notes: list[str],
-              time_key: str = "created_time") -> list[dict[str, Any]]:
-        return self.graph.newest_first(path, {**params, "limit": self.options.page_size}, floor=floor, notes=notes,
+    def _listed_posts(self, since: int, notes: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Posts on the Page's feed (and visitor posts) since `since`, by id, with the edge that listed them first."""
+        posts: dict[str, tuple[str, dict[str, Any]]] = {}
+        for edge in ["feed"] + (["visitor_posts"] if self.options.visitor_posts else []):
+            params = {"fields": POST_FIELDS, "since": since}
+            for post in self._read(edge, f"{self.options.page_id}/{edge}", params, Watermark(since), notes):
+                posts.setdefault(str(post["id"]), (edge, post))
+        return posts
+
+    def _scan_post(self, pid: str, post: dict[str, Any], created: int, prior: Mapping[str, Any] | None, default_floor: int,
+                   now: int, notes: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]], list[Mention]]:
+        """A post's next thread state, its comments as read (only when its `updated_time` moved) and the new ones' mentions."""
+        updated = max(epoch(post.get("updated_time")) or created, created)
+        comments_wm = Watermark.load(prior.get("comments") if prior else None, default_floor)
+        if prior:
+            changed = updated > int(prior.get("u", 0)) or updated >= int(prior.get("s", 0)) - 1
+        else:
+            changed = updated >= comments_wm.floor
+        comments = self._comments(pid, comments_wm.floor, notes) if changed and _comment_total(post) != 0 else []
+        title = first_line(_post_text(post))
+        fresh = comments_wm.take(reversed(comments), _id, _created)  # oldest first
+        mentions = [self._comment_mention(c, pid, title, comments) for c in fresh if not c.get("is_hidden")]
+        comments_wm.advance()
+        if changed or prior is None:
+            state = {"t": created, "u": updated, "s": now}
+        else:
+            state = {"t": created, "u": int(prior.get("u", updated)), "s": int(prior.get("s", now))}
+        return state | {"comments": comments_wm.dump()}, comments, mentions
+
+    def _read(self, edge: str, path: str, params: Mapping[str, Any], watermark: Watermark, notes: list[str],
+              time_key: str = "created_time", key: Any = None) -> list[dict[str, Any]]:
+        """New items of an edge, newest first, down to `watermark`'s floor (see `GraphClient.newest_first`)."""
+        return self.graph.newest_first(path, {**params, "limit": self.options.page_size}, watermark=watermark, notes=notes,
                                        what=f"Facebook {edge}", permission=PERMISSIONS.get(edge),
-                                       max_pages=self.options.max_pages, time_key=time_key)
+                                       max_pages=self.options.max_pages, time_key=time_key, key=key)
 
     def _comments(self, post_id: str, floor: int, notes: list[str]) -> list[dict[str, Any]]:
         """Comments and replies on a post, newest first, down to `floor`."""
         params = {"filter": "stream", "order": "reverse_chronological", "fields": COMMENT_FIELDS}
         try:
-            return self._read("comments", f"{post_id}/comments", params, floor, notes)
+            return self._read("comments", f"{post_id}/comments", params, Watermark(floor), notes)
         except ConnectorError as exc:
             if not is_gone(exc):
                 raise
@@ -220,28 +217,18 @@ class FacebookConnector(Connector):
 
     def _tagged(self, wm: Watermark, notes: list[str]) -> list[Mention]:
         params = {"fields": POST_FIELDS.replace(",is_hidden", ""), "since": wm.floor}
-        mentions = []
-        for post in reversed(self._read("tagged", f"{self.options.page_id}/tagged", params, wm.floor, notes)):
-            pid, t = str(post.get("id") or ""), epoch(post.get("created_time"))
-            if pid and t is not None and wm.is_new(pid, t):
-                wm.add(pid, t)
-                mentions.append(self._post_mention(post, "tagged", None))
-        return mentions
+        found = self._read("tagged", f"{self.options.page_id}/tagged", params, wm, notes)
+        return [self._post_mention(post, "tagged", None) for post in reversed(found)]
 
     def _ratings(self, wm: Watermark, notes: list[str]) -> list[Mention]:
-        mentions = []
-        for rating in reversed(self._read("ratings", f"{self.options.page_id}/ratings", {"fields": RATING_FIELDS}, wm.floor, notes)):
-            rid, t = rating_id(rating), epoch(rating.get("created_time"))
-            if t is not None and wm.is_new(rid, t):
-                wm.add(rid, t)
-                mentions.append(self._rating_mention(rating, rid))
-        return mentions
+        found = self._read("ratings", f"{self.options.page_id}/ratings", {"fields": RATING_FIELDS}, wm, notes, key=rating_id)
+        return [self._rating_mention(rating, rating_id(rating)) for rating in reversed(found)]
 
     def _messenger(self, wm: Watermark, notes: list[str]) -> list[Mention]:
         """Customer messages after the Page's last message, in conversations that moved since the watermark."""
         params = {"platform": "messenger", "fields": CONVERSATION_FIELDS}
         mentions = []
-        for conversation in self._read("conversations", f"{self.options.page_id}/conversations", params, wm.floor, notes,
+        for conversation in self._read("conversations", f"{self.options.page_id}/conversations", params, Watermark(wm.floor), notes,
                                        time_key="updated_time"):
             messages = ((conversation.get("messages") or {}).get("data")) or []
             waiting = []
@@ -249,11 +236,7 @@ class FacebookConnector(Connector):
                 if self._is_brand((message.get("from") or {}).get("id")):
                     break
                 waiting.append(message)
-            for message in reversed(waiting):
-                mid, t = str(message.get("id") or ""), epoch(message.get("created_time"))
-                if mid and t is not None and wm.is_new(mid, t):
-                    wm.add(mid, t)
-                    mentions.append(self._message_mention(message, conversation))
+            mentions += [self._message_mention(m, conversation) for m in wm.take(reversed(waiting), _id, _created)]
         return mentions
 
     # -- mapping ------------------------------------------------------------------
@@ -393,7 +376,7 @@ class FacebookConnector(Connector):
             answer = self._first_answer(comments, where)
             if answer is not None:  # chronological: the first one found is the earliest
                 return _status(answer)
-            complete = not page.more
+            complete = page.next is None
         return ReplyStatus(answered=False) if complete else ReplyStatus(answered=None)
 
     def _message_reply(self, mention: Mention, created: int) -> ReplyStatus:
@@ -406,7 +389,7 @@ class FacebookConnector(Connector):
                                      max_pages=self.options.max_pages):
             newer = [m for m in page.items if (epoch(m.get("created_time")) or 0) > created]
             later += newer
-            if len(newer) < len(page.items) or not page.more:  # reached the mention's time, or the start
+            if len(newer) < len(page.items) or page.next is None:  # reached the mention's time, or the start
                 answer = self._first_answer(later, lambda m: True)
                 return _status(answer, url=mention.url) if answer else ReplyStatus(answered=False)
         return ReplyStatus(answered=None)
@@ -426,6 +409,14 @@ def rating_id(rating: Mapping[str, Any]) -> str:
     reviewer = (rating.get("reviewer") or {}).get("id") or ""
     basis = f"{reviewer}\n{rating.get('created_time')}\n{rating.get('review_text') or ''}"
     return "rating_" + hashlib.sha256(basis.encode("utf-8")).hexdigest()[:20]
+
+
+def _id(item: Mapping[str, Any]) -> str:
+    return str(item.get("id") or "")
+
+
+def _created(item: Mapping[str, Any]) -> int | None:
+    return epoch(item.get("created_time"))
 
 
 def _comment_total(post: Mapping[str, Any]) -> int | None:

@@ -19,6 +19,12 @@ data is `[[review, ...], [null, nextPageToken]]` with each review
 reply, null, user, version, ...]` and `reply` null or
 `[developerName, replyText, [epoch_s, nanos]]`.
 
+**Language.** A review array carries no language: `hl` only asks Play to
+prefer reviews in that language, and it mixes in others (an `en` read of
+a real app returned 33 Chinese reviews). So `language` is None (detected
+later from the text by the classifier) and the `hl` asked for stays in
+`raw["lang"]`; it is never presented as the review's language.
+
 `brand_replied` is True/False from `reply` (Play always shows it), and
 `raw["reply_at"]` / `raw["reply_by"]` carry the reply's date and author.
 A review's date is its *last edit*: an edited review comes back to the
@@ -43,21 +49,22 @@ instant], "last_count": int}`; a run reads pages until a review older than
 from __future__ import annotations
 
 import json
+import math
 import re
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from datetime import datetime
+from typing import Any, Literal, Mapping
 from urllib.parse import quote
 
 from pydantic import Field, field_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
-from earful.core import Mention
-from .http import HttpClient, redact_url
-from earful.core import parse_retry_after
-from .reviews import Lookback, lookback_field, within_lookback
+from earful.core import Mention, parse_time
+from earful.core.durations import Duration
 
-if TYPE_CHECKING:
-    import requests
+from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
+from .http import HttpClient, redact_url
+from .paging import Page, Watermark, page_back
+from .reviews import lookback_field, recent_only
+
 
 DEFAULT_BASE = "https://play.google.com"
 RPC_ID = "UsvDTd"
@@ -68,17 +75,21 @@ SEEN_MAX = 2000
 THROTTLED_RETRY = 600.0  # PlayGatewayError carries no Retry-After; come back in 10 minutes
 REVIEW_URL = DEFAULT_BASE + "/store/apps/details?id={app}&reviewId={id}"
 EXCERPT_CHARS = 500
+STATUS_HINTS = {
+    429: "Google Play is throttling, earful will come back later",
+    400: "the request was rejected; the RPC format may have changed",
+}
 
 
 class GooglePlayOptions(ConnectorOptions):
     app_id: str = Field(description="The package name, e.g. com.acme.crm (the id= of the app's Play URL).")
-    lang: str = Field(default="en", description="Language of the reviews (hl); Play keeps reviews per language.")
+    lang: str = Field(default="en", description="Language Play is asked to prefer (hl); reviews in other languages still come.")
     country: str = Field(default="us", description="Storefront country (gl).")
     sort: Literal["newest", "most_relevant"] = Field(default="newest", description="newest pages back to the last seen review.")
     page_size: int = Field(default=100, ge=10, le=500, description="Reviews per request.")
     max_pages: int = Field(default=10, ge=1, le=100, description="Requests at most per run when catching up.")
     first_run_pages: int = Field(default=1, ge=1, le=100, description="Requests on the very first run.")
-    first_run_lookback: Lookback = lookback_field()
+    first_run_lookback: Duration = lookback_field()
 
     @field_validator("app_id", mode="before")
     @classmethod
@@ -123,39 +134,33 @@ class GooglePlayConnector(Connector):
             return self._fetch_unordered(cursor, start)
         state = cursor or {}
         newest = float(state["newest"]) if state.get("newest") is not None else None
-        at_newest = set(state.get("at_newest") or ())
-        budget = self.options.max_pages if cursor is not None else self.options.first_run_pages
-        brands = self.context.brand_names(self.name)
-        new: dict[str, Mention] = {}
-        stamps: dict[str, float] = {}
-        token: str | None = None
-        first_count: int | None = None
-        reached = False
-        for _ in range(budget):
-            reviews, token = self._page(token)
-            if first_count is None:
+        # The review versions at the newest instant were returned; anything older was read by an earlier run.
+        at_newest = {_version(i, newest): newest for i in state.get("at_newest") or ()} if newest is not None else {}
+        mark = Watermark(-math.inf if newest is None else newest, at_newest)
+        first_count = 0
+
+        def page(token: str | None) -> Page[list[Any]]:
+            nonlocal first_count
+            reviews, following = self._page(token)
+            if token is None:
                 first_count = len(reviews)
                 self._check_not_emptied(reviews, state)
-            for item in reviews:
-                at = _seconds(item[5])
-                if newest is not None and (at < newest or (at == newest and item[0] in at_newest)):
-                    reached = True
-                    continue
-                if item[0] not in new:
-                    new[item[0]], stamps[item[0]] = self.review_mention(item, brands), at
-            if reached or token is None:
-                break
-        top = max([*stamps.values(), *([newest] if newest is not None else [])], default=None)
-        ids_at_top = {k for k, at in stamps.items() if at == top} | (at_newest if top == newest else set())
-        next_cursor = {"newest": top, "at_newest": sorted(ids_at_top), "last_count": first_count or 0}
+            return Page(reviews, following)
+
+        budget = self.options.max_pages if cursor is not None else self.options.first_run_pages
+        catch_up = page_back(page, mark, key=lambda item: _version(item[0], _seconds(item[5])), position=lambda item: _seconds(item[5]),
+                             max_pages=budget)
+        top = None if mark.newest == -math.inf else mark.newest
+        ids_at_top = sorted(key.rpartition("@")[0] for key, at in mark.seen.items() if at == top)
+        next_cursor = {"newest": top, "at_newest": ids_at_top, "last_count": first_count}
         notes = []
-        if cursor is not None and token is not None and not reached:
+        if cursor is not None and catch_up.cut:
             notes.append(f"Google Play: read {budget} page(s) without reaching the last seen review; "
                          "older reviews were skipped (raise `max_pages`)")
-        mentions = sorted(new.values(), key=lambda m: (stamps[m.external_id], m.external_id))
+        brands = self.context.brand_names(self.name)
+        mentions = [self.review_mention(item, brands) for item in sorted(catch_up.items, key=lambda item: (_seconds(item[5]), item[0]))]
         if cursor is None:  # first run: the cursor covers all read, only the recent part is returned
-            now = self.context.current_time()
-            mentions = [m for m in mentions if within_lookback(m.created_at, now, self.options.first_run_lookback)]
+            mentions = recent_only(mentions, self.context.current_time(), self.options.first_run_lookback)
         return FetchResult(mentions=mentions, cursor=next_cursor, requests=self.http.count - start, notes=notes)
 
     def _fetch_unordered(self, cursor: dict[str, Any] | None, start: int) -> FetchResult:
@@ -167,8 +172,7 @@ class GooglePlayConnector(Connector):
         brands = self.context.brand_names(self.name)
         mentions = [self.review_mention(r, brands) for r in reviews if r[0] not in known]
         if cursor is None:
-            now = self.context.current_time()
-            mentions = [m for m in mentions if within_lookback(m.created_at, now, self.options.first_run_lookback)]
+            mentions = recent_only(mentions, self.context.current_time(), self.options.first_run_lookback)
         remembered = list(dict.fromkeys([r[0] for r in reviews] + seen))[:SEEN_MAX]
         return FetchResult(mentions=mentions, cursor={"seen": remembered, "last_count": len(reviews)},
                            requests=self.http.count - start)
@@ -251,38 +255,15 @@ class GooglePlayConnector(Connector):
         return reviews, next_token
 
     def _post(self, form: Mapping[str, str]) -> str:
-        """POST the RPC; transport and HTTP failures become `ConnectorError`s like `HttpClient.get`'s."""
-        import requests
-
-        shown = redact_url(self.endpoint)
-        self.http.count += 1
-        try:
-            response = self.http.session.post(
-                self.endpoint,
-                data=form,
-                headers={"Content-Type": "application/x-www-form-urlencoded;charset=UTF-8", "Accept": "*/*"},
-                timeout=self.http.timeout,
-            )
-        except requests.Timeout:
-            raise ConnectorError(f"{self.http.label}: POST {shown} timed out after {self.http.timeout:g}s; "
-                                 "Google Play may be slow (raise `timeout` if it is always slow)") from None
-        except requests.RequestException as exc:
-            raise ConnectorError(f"{self.http.label}: could not reach {shown} ({type(exc).__name__}); "
-                                 "check `base_url`, DNS and network/proxy") from None
-        if not response.ok:
-            raise self._status_error(response, shown)
+        """POST the RPC; a 429 without Retry-After waits THROTTLED_RETRY."""
+        response = self.http.post(
+            self.endpoint,
+            data=form,
+            headers={"Content-Type": "application/x-www-form-urlencoded;charset=UTF-8", "Accept": "*/*"},
+            hints=STATUS_HINTS,
+            retry_after=THROTTLED_RETRY,
+        )
         return response.text
-
-    def _status_error(self, response: "requests.Response", shown: str) -> ConnectorError:
-        status = response.status_code
-        retry = parse_retry_after(response.headers.get("Retry-After"))
-        if status == 429:
-            retry = retry if retry is not None else THROTTLED_RETRY
-            return ConnectorError(f"{self.http.label}: POST {shown} answered HTTP 429; Google Play is throttling, "
-                                  f"earful will come back later (Retry-After: {retry:g}s)", retry_after=retry, status=429)
-        hint = "server error on their side; earful retries on the next run" if status >= 500 else (
-            "the request was rejected; the RPC format may have changed" if status == 400 else "the request was refused")
-        return ConnectorError(f"{self.http.label}: POST {shown} answered HTTP {status}; {hint}", retry_after=retry, status=status)
 
     def _payload(self, text: str) -> str | None:
         """The data string of our RPC's `wrb.fr` entry; None when Play says "no data" (no reviews)."""
@@ -334,11 +315,11 @@ class GooglePlayConnector(Connector):
             author=author,
             author_is_brand=author.casefold() in brands,
             text=(item[4] or "").strip() if isinstance(item[4], str) else "",
-            created_at=datetime.fromtimestamp(_seconds(item[5]), timezone.utc),
+            created_at=parse_time(_seconds(item[5])),
             thread_id=review_id,
             kind="review",
             rating=float(item[2]),
-            language=self.options.lang,
+            language=None,  # the review data has no language; `hl` is only a preference (raw["lang"])
             brand_replied=reply is not None,
             site=f"{self.options.app_id} ({self.options.country.upper()})",
             raw=raw,
@@ -358,6 +339,11 @@ def _valid_review(item: Any) -> bool:
     )
 
 
+def _version(review_id: str, seconds: float) -> str:
+    """A review as of its last edit: an edited review is new again under the same id."""
+    return f"{review_id}@{seconds!r}"
+
+
 def _seconds(stamp: list[Any]) -> float:
     """[epoch_s, nanos] -> seconds, keeping milliseconds (enough to order; exact for the cursor)."""
     nanos = stamp[1] if len(stamp) > 1 and isinstance(stamp[1], (int, float)) else 0
@@ -366,7 +352,7 @@ def _seconds(stamp: list[Any]) -> float:
 
 def _reply_time(reply: list[Any]) -> datetime | None:
     if len(reply) > 2 and isinstance(reply[2], list) and reply[2] and isinstance(reply[2][0], (int, float)):
-        return datetime.fromtimestamp(_seconds(reply[2]), timezone.utc)
+        return parse_time(_seconds(reply[2]))
     return None
 
 

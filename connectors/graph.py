@@ -28,9 +28,14 @@ The token travels as the `access_token` query parameter (and, with
 message; Graph error messages are scrubbed of it too.
 
 `Watermark` is the cursor piece both connectors (and linkedin) use for edges:
-the time below which everything was returned (`floor`) plus the ids already
-returned at or after it, so an item published late with a slightly older
-timestamp is still caught while nothing is returned twice.
+the shared `paging.Watermark` in unix seconds, stored as the time below which
+everything was returned (`floor`) plus the ids already returned at or after
+it, so an item published late with a slightly older timestamp is still
+caught while nothing is returned twice. `GraphClient.newest_first` is the
+shared `paging.page_back` over an edge.
+
+Errors Graph's codes say nothing special about end in the shared
+`http.error_for_status`, worded like every other connector's.
 """
 
 from __future__ import annotations
@@ -39,15 +44,19 @@ import hashlib
 import hmac
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
+from earful.core import parse_time
+from earful.core.durations import Duration
+
+from . import paging
 from .base import ConnectorError, ConnectorOptions
-from .http import HttpClient, redact_url
+from .http import HttpClient, error_for_status, redact_url
 
 if TYPE_CHECKING:
     import requests
@@ -64,27 +73,12 @@ TRANSIENT_CODES = frozenset({1, 2})
 _USAGE_HEADERS = ("x-business-use-case-usage", "x-app-usage", "x-page-usage", "x-ad-account-usage")
 _PERMISSION_IN_MESSAGE = re.compile(r"\b((?:pages|instagram|business|ads|read|publish|whatsapp)_[a-z_]+[a-z])\b")
 _NOT_FOUND_SUBCODES = frozenset({33})
-
-
-def parse_time(value: Any) -> datetime | None:
-    """Graph timestamps ("2021-08-10T18:45:03+0000") or unix seconds, as aware UTC."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, timezone.utc)
-    if not isinstance(value, str) or not value:
-        return None
-    for pattern in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"):
-        try:
-            return datetime.strptime(value, pattern).astimezone(timezone.utc)
-        except ValueError:
-            continue
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+T = TypeVar("T")
+POLICY_BLOCK_CODE = 368
 
 
 def epoch(value: Any) -> int | None:
+    """Unix seconds of a Graph timestamp ("2021-08-10T18:45:03+0000") or unix time: what watermarks compare."""
     moment = parse_time(value)
     return int(moment.timestamp()) if moment else None
 
@@ -102,28 +96,32 @@ def first_line(text: str, limit: int = 100) -> str:
 # -- cursor piece ------------------------------------------------------------------
 
 
-@dataclass
-class Watermark:
-    """Newest-first edge state: everything before `floor` was seen; `seen` holds ids at or after it."""
+class Watermark(paging.Watermark):
+    """`paging.Watermark` in unix seconds, as the Graph and LinkedIn cursors store it: `{"floor", "seen"}`.
 
-    floor: int
-    seen: dict[str, int] = field(default_factory=dict)
+    The newest position is not stored: it is the newest seen id's time, so
+    `advance()` moves the floor to `OVERLAP` below it, keeping at most
+    `SEEN_LIMIT` ids.
+    """
 
-    def is_new(self, item_id: str, t: int) -> bool:
-        return t >= self.floor and item_id not in self.seen
+    def __post_init__(self) -> None:
+        if self.newest is None:
+            self.newest = max([self.floor, *self.seen.values()])
 
-    def add(self, item_id: str, t: int) -> None:
-        self.seen[item_id] = t
+    def advance(self, overlap: int = OVERLAP, limit: int = SEEN_LIMIT) -> "Watermark":
+        super().advance(overlap, limit)
+        return self
 
-    def advance(self) -> None:
-        """Move the floor to `OVERLAP` before the newest item and forget ids below it."""
-        if self.seen:
-            self.floor = max(self.floor, max(self.seen.values()) - OVERLAP)
-        kept = sorted(((t, i) for i, t in self.seen.items() if t >= self.floor), reverse=True)
-        if len(kept) > SEEN_LIMIT:  # a flood inside the overlap: raise the floor, keeping its whole boundary second
-            self.floor = kept[SEEN_LIMIT - 1][0]
-            kept = [(t, i) for t, i in kept if t >= self.floor]
-        self.seen = {i: t for t, i in kept}
+    def take(self, items: Iterable[T], ident: Callable[[T], str], moment: Callable[[T], int | None]) -> list[T]:
+        """The items (in the order given) that are new, each remembered, for a listing read whole
+        (a thread is needed whole to find the brand's answers, but only its new comments are returned)."""
+        fresh = []
+        for item in items:
+            item_id, t = ident(item), moment(item)
+            if item_id and t is not None and self.is_new(item_id, t):
+                self.add(item_id, t)
+                fresh.append(item)
+        return fresh
 
     def dump(self) -> dict[str, Any]:
         return {"floor": self.floor, "seen": dict(sorted(self.seen.items()))}
@@ -137,14 +135,6 @@ class Watermark:
 
 
 # -- client ------------------------------------------------------------------------
-
-
-@dataclass
-class Page:
-    """One page of an edge: its items and whether Graph announced another page."""
-
-    items: list[dict[str, Any]]
-    more: bool
 
 
 class GraphClient:
@@ -209,63 +199,74 @@ class GraphClient:
             )
         return body
 
+    def page(self, path: str, query: Mapping[str, Any], *, what: str, permission: str | None = None) -> paging.Page[dict[str, Any]]:
+        """One page of an edge; its `next` is the query of the following page (None on the last).
+
+        Only the query of `paging.next` is kept, never its URL: see the module docstring.
+        """
+        body = self.get(path, query, what=what, permission=permission)
+        data = body.get("data")
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise ConnectorError(
+                f"{self.label}: {what}: {redact_url(self.url(path))} answered without a `data` list of objects; "
+                "the API may have changed",
+            )
+        following = _next_params(body.get("paging"))
+        if not following or not data:
+            return paging.Page(data)
+        return paging.Page(data, {k: v for k, v in following.items() if k not in ("access_token", "appsecret_proof")})
+
     def pages(
         self, path: str, params: Mapping[str, Any], *, what: str, permission: str | None = None, max_pages: int = 10
-    ) -> Iterator[Page]:
-        """The pages of an edge, following `paging.next` (its query only) up to `max_pages`."""
-        query: dict[str, Any] = dict(params)
-        for n in range(max_pages):
-            body = self.get(path, query, what=what, permission=permission)
-            data = body.get("data")
-            if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-                raise ConnectorError(
-                    f"{self.label}: {what}: {redact_url(self.url(path))} answered without a `data` list of objects; "
-                    "the API may have changed",
-                )
-            following = _next_params(body.get("paging"))
-            more = bool(following) and bool(data)
-            yield Page(data, more)
-            if not more:
+    ) -> Iterator[paging.Page[dict[str, Any]]]:
+        """The pages of an edge, following `paging.next` up to `max_pages`."""
+        query = params
+        for _ in range(max_pages):
+            page = self.page(path, query, what=what, permission=permission)
+            yield page
+            if page.next is None:
                 return
-            query = {k: v for k, v in following.items() if k not in ("access_token", "appsecret_proof")}
+            query = page.next
 
     def newest_first(
         self,
         path: str,
         params: Mapping[str, Any],
         *,
-        floor: int,
+        watermark: Watermark,
         notes: list[str],
         what: str,
         permission: str | None = None,
         max_pages: int = 10,
         time_key: str = "created_time",
+        key: Callable[[dict[str, Any]], str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Items of a newest-first edge down to `floor` (unix time), within `max_pages`.
+        """The items of a newest-first edge down to the watermark's floor that it has not seen
+        (now added to it), newest first; items without a time are left out.
 
-        Reaching the cap before the floor is not silent: a note names the
-        stretch of time that was not read.
+        Pass a fresh `Watermark(floor)` to get everything down to `floor`.
+        Reaching `max_pages` before the floor is not silent: a note names
+        the stretch of time that was not read.
         """
-        found: list[dict[str, Any]] = []
-        pages = 0
-        for page in self.pages(path, params, what=what, permission=permission, max_pages=max_pages):
-            pages += 1
-            reached_floor = False
-            for item in page.items:
-                t = epoch(item.get(time_key))
-                if t is not None and t < floor:
-                    reached_floor = True
-                    continue
-                found.append(item)
-            if reached_floor:
-                break
-            if page.more and pages >= max_pages:
-                oldest = min((epoch(i.get(time_key)) or floor for i in page.items), default=floor)
-                notes.append(
-                    f"{what}: stopped after {pages} pages (max_pages); items between {_stamp(floor)} and "
-                    f"{_stamp(oldest)} were not read"
-                )
-        return found
+        def moment(item: dict[str, Any]) -> int:
+            t = epoch(item.get(time_key))
+            return watermark.floor if t is None else t
+
+        catch_up = paging.page_back(
+            lambda query: self.page(path, query or params, what=what, permission=permission),
+            watermark,
+            key=key or (lambda item: str(item.get("id") or "")),
+            position=moment,
+            max_pages=max_pages,
+            wanted=lambda item: epoch(item.get(time_key)) is not None,
+        )
+        if catch_up.cut:
+            oldest = watermark.floor if catch_up.oldest is None else catch_up.oldest
+            notes.append(
+                f"{what}: stopped after {catch_up.pages} pages (max_pages); items between {_stamp(watermark.floor)} and "
+                f"{_stamp(oldest)} were not read"
+            )
+        return catch_up.items
 
     def close(self) -> None:
         self.http.close()
@@ -279,56 +280,42 @@ class GraphClient:
 
     def _error(self, response: "requests.Response", body: Any, what: str, permission: str | None) -> ConnectorError:
         """The operator's message for a Graph error; `graph_code`/`graph_subcode` stay on it for callers."""
-        error = self._error_message(response, body, what, permission)
-        details = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
-        error.graph_code = _int(details.get("code"))  # type: ignore[attr-defined]
-        error.graph_subcode = _int(details.get("error_subcode"))  # type: ignore[attr-defined]
+        failure = GraphFailure.read(response.status_code, body, self._scrub)
+        error = self._error_for(failure, response, f"{self.label}: {what}", permission)
+        error.graph_code = failure.code  # type: ignore[attr-defined]
+        error.graph_subcode = failure.subcode  # type: ignore[attr-defined]
         return error
 
-    def _error_message(self, response: "requests.Response", body: Any, what: str, permission: str | None) -> ConnectorError:
-        status = response.status_code
-        error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
-        code, subcode = _int(error.get("code")), _int(error.get("error_subcode"))
-        message = self._scrub(str(error.get("message") or "").strip())[:300]
-        trace = str(error.get("fbtrace_id") or "")
-        codes = f"code {code}" + (f", subcode {subcode}" if subcode is not None else "") if code is not None else f"HTTP {status}"
-        detail = f" [Facebook: {message}{'; fbtrace_id ' + trace if trace else ''}]" if message else ""
-        prefix = f"{self.label}: {what}"
-        if code == 190 or (status == 401 and code is None):
-            shown = f" (subcode {subcode})" if subcode is not None else "" if code == 190 else f" (HTTP {status})"
-            return ConnectorError(f"{prefix}: {self.token_advice}{shown}{detail}", status=401)
-        if code in RATE_LIMIT_CODES or status == 429:
+    def _error_for(self, failure: "GraphFailure", response: "requests.Response", prefix: str,
+                   permission: str | None) -> ConnectorError:
+        """Graph's own error codes first (they say more than the HTTP status Graph happened to use)."""
+        status, codes, detail = failure.status, failure.codes, failure.detail
+        if failure.is_token_error:
+            return ConnectorError(f"{prefix}: {self.token_advice}{failure.token_shown}{detail}", status=401)
+        if failure.is_rate_limit:
             wait = regain_access_seconds(response.headers) or DEFAULT_RATE_LIMIT_WAIT
-            return ConnectorError(
-                f"{prefix}: rate limited by Facebook ({codes}); earful comes back in {wait / 60:g} min{detail}",
-                retry_after=wait,
-                status=status,
-            )
-        named = permission_from(message)
-        if code == 10 or (code is not None and 200 <= code <= 299) or (code == 100 and named):
-            needed = named or permission or "the permission this endpoint needs"
-            return ConnectorError(
-                f"{prefix}: the token lacks the `{needed}` permission ({codes}); grant it to the app, "
-                f"then generate a new Page token{detail}",
-                status=403,
-            )
-        if code == 100 and subcode in _NOT_FOUND_SUBCODES:
-            return ConnectorError(
-                f"{prefix}: the object does not exist or this token cannot see it ({codes}); check the configured id{detail}",
-                status=status,
-            )
-        if code == 368:
-            return ConnectorError(f"{prefix}: Facebook temporarily blocked this app or Page for policy reasons ({codes}){detail}", status=status)
-        if code in TRANSIENT_CODES or error.get("is_transient") or status >= 500:
-            shown = codes if code is None else f"{codes}, HTTP {status}"
-            return ConnectorError(f"{prefix}: Facebook had a temporary problem ({shown}); earful retries on the next run{detail}", status=status)
-        if not error:
-            return ConnectorError(
-                f"{prefix}: {redact_url(response.url)} answered HTTP {status} without a Graph error body; "
-                "check `base_url` and any proxy in between",
-                status=status,
-            )
-        return ConnectorError(f"{prefix}: Graph API refused the request ({codes}, HTTP {status}){detail}", status=status)
+            return ConnectorError(f"{prefix}: rate limited by Facebook ({codes}); earful comes back in {wait / 60:g} min{detail}",
+                                  retry_after=wait, status=status)
+        if failure.is_missing_permission:
+            needed = failure.named_permission or permission or "the permission this endpoint needs"
+            return ConnectorError(f"{prefix}: the token lacks the `{needed}` permission ({codes}); grant it to the app, "
+                                  f"then generate a new Page token{detail}", status=403)
+        if failure.is_not_found:
+            return ConnectorError(f"{prefix}: the object does not exist or this token cannot see it ({codes}); "
+                                  f"check the configured id{detail}", status=status)
+        if failure.code == POLICY_BLOCK_CODE:
+            return ConnectorError(f"{prefix}: Facebook temporarily blocked this app or Page for policy reasons ({codes}){detail}",
+                                  status=status)
+        if failure.is_transient:
+            shown = codes if failure.code is None else f"{codes}, HTTP {status}"
+            return ConnectorError(f"{prefix}: Facebook had a temporary problem ({shown}); earful retries on the next run{detail}",
+                                  status=status)
+        # Nothing Graph-specific to say: the HTTP status speaks, in every connector's words.
+        if not failure.error:
+            hints = {status: "the answer has no Graph error body; check `base_url` and any proxy in between"}
+            return error_for_status(prefix, "GET", response.url, status, response.reason, response.headers, hints=hints)
+        return error_for_status(prefix, "GET", response.url, status, response.reason, response.headers,
+                                detail=f"Graph API {codes}{detail}")
 
     def _watch_usage(self, headers: Mapping[str, str]) -> None:
         """Note when Facebook reports 80% or more of a rate-limit budget used."""
@@ -342,6 +329,78 @@ class GraphClient:
         note = f"Facebook rate-limit usage at {worst:g}% of the budget; consider a slower schedule"
         if worst >= 80 and note not in self.notes:
             self.notes.append(note)
+
+
+@dataclass(frozen=True)
+class GraphFailure:
+    """What a Graph error body says, read once: the codes, Facebook's own (scrubbed) words, and what they mean."""
+
+    status: int
+    error: Mapping[str, Any]
+    code: int | None
+    subcode: int | None
+    message: str
+
+    @classmethod
+    def read(cls, status: int, body: Any, scrub: Any) -> "GraphFailure":
+        error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
+        message = scrub(str(error.get("message") or "").strip())[:300]
+        return cls(status, error, _int(error.get("code")), _int(error.get("error_subcode")), message)
+
+    @property
+    def codes(self) -> str:
+        if self.code is None:
+            return f"HTTP {self.status}"
+        return f"code {self.code}" + (f", subcode {self.subcode}" if self.subcode is not None else "")
+
+    @property
+    def detail(self) -> str:
+        """Facebook's message and trace id, for the operator and for Meta's support."""
+        if not self.message:
+            return ""
+        trace = str(self.error.get("fbtrace_id") or "")
+        return f" [Facebook: {self.message}{'; fbtrace_id ' + trace if trace else ''}]"
+
+    @property
+    def named_permission(self) -> str | None:
+        return permission_from(self.message)
+
+    @property
+    def is_token_error(self) -> bool:
+        return self.code == 190 or (self.status == 401 and self.code is None)
+
+    @property
+    def token_shown(self) -> str:
+        if self.subcode is not None:
+            return f" (subcode {self.subcode})"
+        return "" if self.code == 190 else f" (HTTP {self.status})"
+
+    @property
+    def is_rate_limit(self) -> bool:
+        return self.code in RATE_LIMIT_CODES or self.status == 429
+
+    @property
+    def is_missing_permission(self) -> bool:
+        code = self.code
+        return code == 10 or (code is not None and 200 <= code <= 299) or (code == 100 and bool(self.named_permission))
+
+    @property
+    def is_not_found(self) -> bool:
+        return self.code == 100 and self.subcode in _NOT_FOUND_SUBCODES
+
+    @property
+    def is_transient(self) -> bool:
+        return self.code in TRANSIENT_CODES or bool(self.error.get("is_transient")) or self.status >= 500
+
+
+def young_threads(previous: Mapping[str, Any], threads: Mapping[str, Any], window_start: int) -> dict[str, Any]:
+    """Threads of the last cursor that this run's listing did not reach (a capped catch-up):
+    they stay watched while their post is younger than the comment window."""
+    return {
+        tid: dict(prior)
+        for tid, prior in previous.items()
+        if tid not in threads and isinstance(prior, Mapping) and int(prior.get("t", 0)) >= window_start
+    }
 
 
 def _stamp(t: int) -> str:
@@ -409,35 +468,17 @@ def _int(value: Any) -> int | None:
 
 # -- options -------------------------------------------------------------------------
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def duration(value: Any) -> Any:
-    """"12h", "7d", "2w" as timedelta seconds; anything else is left to pydantic."""
-    from datetime import timedelta
-
-    if isinstance(value, str) and (m := _DURATION.match(value)):
-        return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
-    return value
-
-
 class GraphOptions(ConnectorOptions):
     """What every Graph API monitor (Facebook Page, Instagram account) takes."""
 
     page_token: SecretStr = Field(description="The Page access token (for Instagram: the linked Page's), e.g. ${FACEBOOK_PAGE_TOKEN}.")
     app_secret: SecretStr | None = Field(default=None, description="App secret, to send appsecret_proof when the app requires it.")
     api_version: str = Field(default=DEFAULT_VERSION, pattern=VERSION_PATTERN, description="Graph API version, e.g. v21.0.")
-    comment_window: timedelta = Field(default=timedelta(days=14), gt=timedelta(0),
+    comment_window: Duration = Field(default=timedelta(days=14), gt=timedelta(0),
                                       description="Watch posts or media this young for new comments.")
-    first_run_lookback: timedelta = Field(default=timedelta(days=1), gt=timedelta(0), description="History read on the first run.")
+    first_run_lookback: Duration = Field(default=timedelta(days=1), gt=timedelta(0), description="History read on the first run.")
     page_size: int = Field(default=50, ge=1, le=100, description="Items per Graph request (`limit`).")
     max_pages: int = Field(default=10, ge=1, le=500, description="Pages read per edge and per post or media in one run.")
-
-    @field_validator("comment_window", "first_run_lookback", mode="before")
-    @classmethod
-    def _durations(cls, value: Any) -> Any:
-        return duration(value)
 
     def graph_client(self, label: str, token_advice: str) -> GraphClient:
         return GraphClient(self, label, token=self.page_token, app_secret=self.app_secret, version=self.api_version,

@@ -41,7 +41,6 @@ lag) and that is older than the cursor by then is not seen.
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -52,14 +51,13 @@ from pydantic import Field, field_validator
 
 from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
 from earful.core import Mention
+from earful.core.durations import Duration
 from .http import HttpClient, html_to_text, redact_url
+from .pushdown import all_words_queries
 
 DEFAULT_BASE = "https://hn.algolia.com"
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
-MAX_BRANCHES = 64
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 class HackerNewsOptions(ConnectorOptions):
@@ -70,16 +68,10 @@ class HackerNewsOptions(ConnectorOptions):
     )
     hits_per_page: int = Field(default=100, ge=1, le=1000)
     max_pages: int = Field(default=10, ge=1, le=1000, description="Search requests per run, split between searches.")
-    first_run_lookback: timedelta = Field(
+    first_run_lookback: Duration = Field(
         default=timedelta(days=1), gt=timedelta(0), description="History read on the very first run, e.g. 1d, 12h."
     )
 
-    @field_validator("first_run_lookback", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        if isinstance(value, str) and (m := _DURATION.match(value)):
-            return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
-        return value
 
     @field_validator("tags")
     @classmethod
@@ -91,132 +83,6 @@ class HackerNewsOptions(ConnectorOptions):
     @property
     def tag_filter(self) -> str:
         return self.tags if isinstance(self.tags, str) else "(" + ",".join(self.tags) + ")"
-
-
-# -- query pushdown ------------------------------------------------------------
-
-_TOKEN = re.compile(
-    r"""\s*(?:(?P<phrase>["“”„][^"“”„]*["“”„]?)|(?P<open>\()|(?P<close>\))|(?P<bar>\|)|(?P<neg>-)(?=[^\s)|])"""
-    r"""|(?P<field>[A-Za-z]+):(?!//)(?=\S)|(?P<word>[^\s()|"“”„]+))"""
-)
-
-Branch = tuple[str, ...]  # required terms: words, or phrases in double quotes
-
-
-class _Parser:
-    """Expands a monitor query into OR-branches of required, pushable terms.
-
-    It follows the rules language (`earful.core.query`, which connectors
-    may not import): AND, explicit or implicit, binds looser than OR, so
-    `acme broken OR refund` is `acme (broken OR refund)`; `-x`/`NOT x`
-    exclude; `title:x` restricts to titles (Algolia searches titles too);
-    other `field:` filters have no Algolia equivalent. It never fails:
-    syntax errors are `earful check`'s job, and a search that is too broad
-    only costs more mentions for the rules to drop.
-    """
-
-    def __init__(self, query: str):
-        self.tokens: list[tuple[str, str, int, int]] = []
-        pos = 0
-        while (m := _TOKEN.match(query, pos)) and m.end() > pos:
-            kind = next(k for k, v in m.groupdict().items() if v is not None)
-            self.tokens.append((kind, m.group(kind), m.start(kind), m.end()))
-            pos = m.end()
-        self.pos = 0
-
-    def peek(self) -> tuple[str, str]:
-        return self.tokens[self.pos][:2] if self.pos < len(self.tokens) else ("end", "")
-
-    def take(self) -> tuple[str, str, int, int]:
-        self.pos += 1
-        return self.tokens[self.pos - 1]
-
-    def parse(self) -> list[Branch]:
-        branches = self.conjunction()
-        while self.peek()[0] != "end":  # a stray ")": read on
-            self.take()
-            branches = _product(branches, self.conjunction())
-        return branches
-
-    def conjunction(self) -> list[Branch]:
-        branches: list[Branch] = [()]
-        while self.peek()[0] not in ("end", "close"):
-            if self.peek() == ("word", "AND"):
-                self.take()
-                continue
-            branches = _product(branches, self.disjunction())
-        return branches
-
-    def disjunction(self) -> list[Branch]:
-        branches = self.unary()
-        while self.peek()[0] == "bar" or self.peek() == ("word", "OR"):
-            self.take()
-            if self.peek()[0] in ("end", "close"):
-                break
-            branches = branches + self.unary()
-        return branches
-
-    def unary(self) -> list[Branch]:
-        if self.peek()[0] == "neg" or self.peek() == ("word", "NOT"):
-            self.take()
-            if self.peek()[0] not in ("end", "close"):
-                self.unary()
-            return [()]  # an exclusion only narrows; leaving it out keeps the search a superset
-        return self.primary()
-
-    def primary(self) -> list[Branch]:
-        kind, text, _, end = self.take()
-        if kind == "open":
-            branches = self.conjunction()
-            if self.peek()[0] == "close":
-                self.take()
-            return branches
-        if kind == "field":
-            branches = self.unary() if self.peek()[0] not in ("end", "close") else [()]
-            # `type:post|comment`: alternatives glued to the value by "|" belong to the field.
-            while self.glued_bar():
-                self.take()
-                branches = branches + self.unary()
-            return branches if text.lower() == "title" else [()]
-        if kind in ("close", "bar"):
-            return [()]
-        term = text.lower().strip('"“”„ ')
-        # Algolia prefix-matches only the last query word: wildcards cannot be pushed down.
-        if not term or "*" in term or text in ("AND", "OR", "NOT"):
-            return [()]
-        return [(f'"{term}"',) if kind == "phrase" and " " in term else (term,)]
-
-
-    def glued_bar(self) -> bool:
-        """A "|" touching the value before it and the alternative after it, as in `type:post|comment`."""
-        if self.pos + 1 >= len(self.tokens):
-            return False
-        before, bar, after = self.tokens[self.pos - 1], self.tokens[self.pos], self.tokens[self.pos + 1]
-        return bar[0] == "bar" and bar[2] == before[3] and after[2] == bar[3]
-
-
-def _product(left: list[Branch], right: list[Branch]) -> list[Branch]:
-    branches = [tuple(dict.fromkeys(a + b)) for a, b in itertools.product(left, right)]
-    if len(branches) > MAX_BRANCHES:
-        raise ValueError("the query has too many OR combinations to search Hacker News with")
-    return branches
-
-
-def pushdown(query: str) -> list[str]:
-    """Algolia queries whose hits together include every item `query` can match (see module doc)."""
-    branches = list({frozenset(b): b for b in _Parser(query).parse()}.values())
-    if any(not branch for branch in branches):
-        raise ValueError(f"the query {query!r} has an OR-branch without a plain word or phrase to search for")
-    minimal = [b for b in branches if not any(set(other) < set(b) for other in branches)]
-    if len(minimal) == 1:
-        return [" ".join(minimal[0])]
-    common = [term for term in minimal[0] if all(term in b for b in minimal[1:])]
-    if not common:
-        words = [set(re.findall(r"\w+", " ".join(b))) for b in minimal]  # Algolia splits acme.com into acme, com
-        common = sorted(set.intersection(*words))
-    if common:
-        return [" ".join(common)]
-    return [" ".join(b) for b in minimal]
 
 
 # -- catching up -----------------------------------------------------------------
@@ -265,7 +131,7 @@ class HackerNewsConnector(Connector):
         if not (self.context.query or "").strip():
             raise ConnectorError(f"{self.http.label}: no query; set `query` on the monitor or `search` in its options")
         try:
-            return pushdown(self.context.query or "")
+            return all_words_queries(self.context.query or "")
         except ValueError as exc:
             raise ConnectorError(f"{self.http.label}: {exc}; set `search` to an explicit Algolia query") from None
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 import html
 import re
 from html.parser import HTMLParser
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Collection, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from earful.core import parse_retry_after
+from earful.core import retry_after_header
 
 from .base import ConnectorError, ConnectorOptions
 
@@ -35,6 +35,56 @@ _STATUS_HINTS: dict[int, str] = {
     410: "the resource is gone for good; update the URL",
     429: "rate limited; earful will come back later",
 }
+_SERVER_HINT = "server error on their side; earful retries on the next run"
+_OTHER_HINT = "the request was refused"
+
+
+def error_for_status(
+    label: str,
+    method: str,
+    url: str,
+    status: int,
+    reason: str | None = None,
+    headers: Mapping[str, Any] | None = None,
+    *,
+    detail: str | None = None,
+    hints: Mapping[int, str] | None = None,
+    retry_after: float | None = None,
+) -> ConnectorError:
+    """The one `ConnectorError` for an HTTP error answer, whichever library made the request.
+
+    Every connector reports a refused request the same way, so an operator
+    reads one shape whatever the source: ``<label>: <METHOD> <url> answered
+    HTTP <status> [<reason>] [(<detail>)]; <hint> [(Retry-After: Ns)]``.
+    The URL is redacted; `detail` is the source's own words (its error
+    message or code), already shortened by the caller. `hints` replaces the
+    generic advice per status with the connector's own (which credential,
+    which option); a hint under 500 stands for every 5xx. `retry_after`
+    (seconds) is for sources that say it elsewhere than in the Retry-After
+    header (a JSON body, a rate-limit reset header); otherwise the header is
+    read with `earful.core.retry_after_header`. A hint may say the wait
+    itself with the placeholder ``{retry_after}``.
+    """
+    hints = hints or {}
+    if retry_after is None:
+        retry_after = retry_after_header(headers)
+    if status in hints:
+        hint = hints[status]
+    elif status >= 500:
+        hint = hints.get(500, _SERVER_HINT)
+    else:
+        hint = _STATUS_HINTS.get(status, _OTHER_HINT)
+    waits = "{retry_after}" in hint  # a hint that says how long itself, e.g. "earful comes back in {retry_after}s"
+    hint = hint.replace("{retry_after}", f"{retry_after or 0:g}")
+    message = f"{label}: {method} {redact_url(url)} answered HTTP {status}"
+    if reason:
+        message += f" {reason}"
+    if detail:
+        message += f" ({detail})"
+    message += f"; {hint}"
+    if retry_after is not None and not waits:
+        message += f" (Retry-After: {retry_after:g}s)"
+    return ConnectorError(message, retry_after=retry_after, status=status)
 
 
 def redact_url(url: str) -> str:
@@ -86,15 +136,51 @@ class HttpClient:
         accept: tuple[int, ...] = (),
     ) -> "requests.Response":
         """GET `url`; a 2xx or a status listed in `accept` (e.g. 304) is returned, anything else raises."""
+        return self.request("GET", url, params=params, headers=headers, accept=accept)
+
+    def post(
+        self,
+        url: str,
+        *,
+        data: Any = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        accept: tuple[int, ...] = (),
+        hints: Mapping[int, str] | None = None,
+        retry_after: float | None = None,
+    ) -> "requests.Response":
+        """POST a form (`data`) or a JSON body (`json`); errors as for `get`."""
+        return self.request("POST", url, data=data, json=json, headers=headers, accept=accept, hints=hints,
+                            retry_after=retry_after)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Any = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        accept: tuple[int, ...] = (),
+        hints: Mapping[int, str] | None = None,
+        retry_after: float | None = None,
+    ) -> "requests.Response":
+        """Send one request; transport failures and unaccepted statuses become one `ConnectorError`
+        whose message names the monitor, the method and the URL without its secrets.
+
+        `hints` adds source-specific advice per status and `retry_after` is the wait
+        to report when a 429 carries no Retry-After (both passed to `error_for_status`)."""
         import requests
 
         self.count += 1
         try:
-            shown = redact_url(requests.Request("GET", url, params=params).prepare().url or url)
-            response = self.session.get(url, params=params, headers=dict(headers or {}), timeout=self.timeout)
+            shown = redact_url(requests.Request(method, url, params=params).prepare().url or url)
+            response = self.session.request(method, url, params=params, data=data, json=json,
+                                            headers=dict(headers or {}), timeout=self.timeout)
         except requests.Timeout:
             raise ConnectorError(
-                f"{self.label}: GET {shown} timed out after {self.timeout:g}s; "
+                f"{self.label}: {method} {shown} timed out after {self.timeout:g}s; "
                 "the site may be down or slow (raise `timeout` if it is always slow)"
             ) from None
         except requests.ConnectionError as exc:
@@ -106,10 +192,12 @@ class HttpClient:
                 f"{self.label}: {redact_url(url)} is not a valid http(s) URL; check `url` and `base_url`"
             ) from None
         except requests.RequestException as exc:  # too many redirects, broken encoding ...
-            raise ConnectorError(f"{self.label}: GET {redact_url(url)} failed: {_reason(exc)}") from None
+            raise ConnectorError(f"{self.label}: {method} {redact_url(url)} failed: {_reason(exc)}") from None
         if response.ok or response.status_code in accept:
             return response
-        raise self._status_error(response, shown)
+        unsaid = response.status_code == 429 and retry_after_header(response.headers) is None
+        raise error_for_status(self.label, method, shown, response.status_code, response.reason, response.headers,
+                               hints=hints, retry_after=retry_after if unsaid else None)
 
     def get_json(self, url: str, *, params: Mapping[str, Any] | None = None) -> Any:
         """GET and decode JSON; a body that is not JSON is a `ConnectorError` naming the URL."""
@@ -122,19 +210,6 @@ class HttpClient:
                 f"{self.label}: {redact_url(response.url)} answered {response.status_code} "
                 f"but the body is not JSON ({ctype}, {len(response.content)} bytes); the API may have changed"
             ) from None
-
-    def _status_error(self, response: "requests.Response", shown: str) -> ConnectorError:
-        status = response.status_code
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if status >= 500:
-            hint = "server error on their side; earful retries on the next run"
-        else:
-            hint = _STATUS_HINTS.get(status, "the request was refused")
-        message = f"{self.label}: GET {shown} answered HTTP {status} {response.reason or ''}".rstrip()
-        message += f"; {hint}"
-        if retry_after is not None:
-            message += f" (Retry-After: {retry_after:g}s)"
-        return ConnectorError(message, retry_after=retry_after, status=status)
 
     def close(self) -> None:
         if self._session is not None:
@@ -161,20 +236,29 @@ _TAG_LIKE = re.compile(r"<[a-zA-Z/!]")
 
 
 class _TextExtractor(HTMLParser):
-    """Collects text; block elements become line breaks, links become their target when they show a URL."""
+    """Collects text; block elements become line breaks, links become their target when they show a URL.
 
-    def __init__(self) -> None:
+    A link whose href is one of `titled_links` keeps its `title` attribute
+    after its text: that is where such links carry what the author wrote.
+    """
+
+    def __init__(self, titled_links: Collection[str] = ()) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.skipping = 0
         self.pre = 0
+        self.titled_links = titled_links
         self.link: tuple[str, int] | None = None  # href, index in parts where its text starts
+        self.link_title = ""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIP:
             self.skipping += 1
         elif tag == "a":
-            self.link = (dict(attrs).get("href") or "", len(self.parts))
+            attributes = dict(attrs)
+            href = attributes.get("href") or ""
+            self.link = (href, len(self.parts))
+            self.link_title = (attributes.get("title") or "").strip() if href in self.titled_links else ""
         elif tag == "li":
             self.parts.append("\n- ")
         elif tag in _BLOCK:
@@ -192,6 +276,8 @@ class _TextExtractor(HTMLParser):
             shows_url = not shown or shown.startswith(("http", "www.")) or shown.endswith("...")
             if href.startswith(("http://", "https://")) and shows_url:
                 self.parts[start:] = [href]
+            elif self.link_title:
+                self.parts.append((" " if shown else "") + re.sub(r"\s+", " ", self.link_title))
         elif tag in _BLOCK and tag not in ("br", "li"):
             self.parts.append("\n\n")
             if tag == "pre":
@@ -205,18 +291,20 @@ class _TextExtractor(HTMLParser):
         self.parts.append(data)
 
 
-def html_to_text(value: str | None) -> str:
+def html_to_text(value: str | None, *, titled_links: Collection[str] = ()) -> str:
     """Readable plain text of an HTML fragment: tags dropped, entities decoded, paragraphs kept.
 
     Text without any tag is treated as plain text (YouTube descriptions,
-    plain RSS), so its own line breaks survive.
+    plain RSS), so its own line breaks survive. `titled_links` names hrefs
+    whose `title` attribute is part of the text (Reddit's `/s` spoiler links
+    hide the spoiler there).
     """
     if not value:
         return ""
     if not _TAG_LIKE.search(value):
         text = html.unescape(value)
     else:
-        parser = _TextExtractor()
+        parser = _TextExtractor(titled_links)
         parser.feed(value)
         parser.close()
         text = "".join(parser.parts)

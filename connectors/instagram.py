@@ -58,11 +58,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
-from pydantic import Field, field_validator
+from pydantic import Field
+
+from earful.core import Mention, parse_time
+from earful.core.durations import Duration
 
 from .base import Connector, ConnectorContext, ConnectorError, FetchResult, ReplyStatus
-from earful.core import Mention
-from .graph import GraphOptions, Watermark, duration, epoch, first_line, parse_time
+from .graph import GraphOptions, Watermark, epoch, first_line, young_threads
 
 SOURCE = "instagram"
 SITE = "instagram.com"
@@ -80,13 +82,8 @@ class InstagramOptions(GraphOptions):
     ig_user_id: str = Field(pattern=r"^\d+$", description="The Instagram professional account id (instagram_business_account.id).")
     username: str | None = Field(default=None, description="The account's username; looked up once when not set.")
     tags: bool = Field(default=True, description="Read media by others that tag the account.")
-    rescan_every: timedelta = Field(default=timedelta(hours=6), gt=timedelta(0),
+    rescan_every: Duration = Field(default=timedelta(hours=6), gt=timedelta(0),
                                     description="Re-read commented media this often even when comments_count did not move.")
-
-    @field_validator("rescan_every", mode="before")
-    @classmethod
-    def _rescan(cls, value: Any) -> Any:
-        return duration(value)
 
 
 class InstagramConnector(Connector):
@@ -142,39 +139,47 @@ class InstagramConnector(Connector):
                             ) -> tuple[dict[str, Any], list[Mention]]:
         window_start = now - int(self.options.comment_window.total_seconds())
         listed = self._read("media", f"{self.options.ig_user_id}/media", {"fields": MEDIA_FIELDS},
-                            min(media_wm.floor, window_start), notes, "timestamp")
+                            Watermark(min(media_wm.floor, window_start)), notes, "timestamp")
         mentions: list[Mention] = []
         threads: dict[str, Any] = {}
-        default_floor = media_wm.floor
         for media in sorted(listed, key=lambda m: (epoch(m.get("timestamp")) or 0, str(m.get("id")))):
             mid, created = str(media.get("id") or ""), epoch(media.get("timestamp"))
             if not mid or created is None:
                 continue
-            count = media.get("comments_count") if isinstance(media.get("comments_count"), int) else -1
             prior = previous.get(mid) if isinstance(previous.get(mid), Mapping) else None
-            comments_wm = Watermark.load(prior.get("comments") if prior else None, default_floor)
-            stale = prior is not None and now - int(prior.get("s", 0)) >= self.options.rescan_every.total_seconds()
-            changed = count != 0 if prior is None else count != prior.get("n") or count < 0 or (stale and count > 0)
-            thread = self._comments(mid, notes) if changed else []
+            threads[mid], thread, found = self._scan_media(media, created, prior, media_wm.floor, now, notes)
             if media_wm.is_new(mid, created):
                 media_wm.add(mid, created)
-                mentions.append(self._media_mention(media, thread if changed else None, kind_edge="media"))
-            title = first_line(str(media.get("caption") or ""))
-            for comment in thread:
-                cid, t = str(comment.get("id") or ""), epoch(comment.get("timestamp"))
-                if cid and t is not None and comments_wm.is_new(cid, t):
-                    comments_wm.add(cid, t)
-                    if not comment.get("hidden"):
-                        mentions.append(self._comment_mention(comment, media, title, thread))
-            comments_wm.advance()
-            scanned = changed or prior is None
-            threads[mid] = {"t": created, "n": count if scanned else prior.get("n"), "s": now if scanned else int(prior.get("s", now)),
-                            "comments": comments_wm.dump()}
-        for mid, prior in previous.items():  # media a capped listing did not reach stay watched while young
-            if mid not in threads and isinstance(prior, Mapping) and int(prior.get("t", 0)) >= window_start:
-                threads[mid] = dict(prior)
+                mentions.append(self._media_mention(media, thread, kind_edge="media"))
+            mentions += found
+        threads |= young_threads(previous, threads, window_start)
         media_wm.advance()
         return threads, mentions
+
+    def _scan_media(self, media: Mapping[str, Any], created: int, prior: Mapping[str, Any] | None, default_floor: int, now: int,
+                    notes: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]] | None, list[Mention]]:
+        """A media's next thread state, its thread as read (None when its comments were not read) and the new comments' mentions."""
+        mid = str(media["id"])
+        count = media.get("comments_count") if isinstance(media.get("comments_count"), int) else -1
+        comments_wm = Watermark.load(prior.get("comments") if prior else None, default_floor)
+        changed = self._comments_moved(prior, count, now)
+        thread = self._comments(mid, notes) if changed else []
+        title = first_line(str(media.get("caption") or ""))
+        fresh = comments_wm.take(thread, _id, _created)
+        mentions = [self._comment_mention(c, media, title, thread) for c in fresh if not c.get("hidden")]
+        comments_wm.advance()
+        if changed or prior is None:
+            state = {"t": created, "n": count, "s": now}
+        else:
+            state = {"t": created, "n": prior.get("n"), "s": int(prior.get("s", now))}
+        return state | {"comments": comments_wm.dump()}, thread if changed else None, mentions
+
+    def _comments_moved(self, prior: Mapping[str, Any] | None, count: int, now: int) -> bool:
+        """Whether a media's comments must be read: its count moved (-1: unknown), or a commented media is due for its rescan."""
+        if prior is None:
+            return count != 0
+        stale = now - int(prior.get("s", 0)) >= self.options.rescan_every.total_seconds()
+        return count != prior.get("n") or count < 0 or (stale and count > 0)
 
     def _comments(self, media_id: str, notes: list[str]) -> list[dict[str, Any]]:
         """Every comment of a media with its replies, flattened (a reply carries `_parent`).
@@ -194,7 +199,7 @@ class InstagramConnector(Connector):
                 if isinstance(replies.get("paging"), dict) and replies["paging"].get("next"):
                     items = self._replies(str(comment.get("id")))
                 flat.extend({**reply, "_parent": str(comment.get("id"))} for reply in items)
-            if page.more and pages >= self.options.max_pages:
+            if page.next is not None and pages >= self.options.max_pages:
                 notes.append(f"Instagram comments of media {media_id}: stopped after {pages} pages (max_pages); "
                              "the remaining comments were not read")
         return flat
@@ -207,16 +212,13 @@ class InstagramConnector(Connector):
         return items
 
     def _tags(self, wm: Watermark, notes: list[str]) -> list[Mention]:
-        mentions = []
-        for media in reversed(self._read("tags", f"{self.options.ig_user_id}/tags", {"fields": MEDIA_FIELDS}, wm.floor, notes, "timestamp")):
-            mid, t = str(media.get("id") or ""), epoch(media.get("timestamp"))
-            if mid and t is not None and wm.is_new(mid, t):
-                wm.add(mid, t)
-                mentions.append(self._media_mention(media, None, kind_edge="tags"))
-        return mentions
+        found = self._read("tags", f"{self.options.ig_user_id}/tags", {"fields": MEDIA_FIELDS}, wm, notes, "timestamp")
+        return [self._media_mention(media, None, kind_edge="tags") for media in reversed(found)]
 
-    def _read(self, edge: str, path: str, params: Mapping[str, Any], floor: int, notes: list[str], time_key: str) -> list[dict[str, Any]]:
-        return self.graph.newest_first(path, {**params, "limit": self.options.page_size}, floor=floor, notes=notes,
+    def _read(self, edge: str, path: str, params: Mapping[str, Any], watermark: Watermark, notes: list[str],
+              time_key: str) -> list[dict[str, Any]]:
+        """New items of an edge, newest first, down to `watermark`'s floor (see `GraphClient.newest_first`)."""
+        return self.graph.newest_first(path, {**params, "limit": self.options.page_size}, watermark=watermark, notes=notes,
                                        what=f"Instagram {edge}", permission=PERMISSIONS.get(edge),
                                        max_pages=self.options.max_pages, time_key=time_key)
 
@@ -311,7 +313,7 @@ class InstagramConnector(Connector):
         for page in self.graph.pages(path, {"fields": fields, "limit": self.options.page_size}, what="checking Instagram replies",
                                      permission=PERMISSIONS["comments"], max_pages=self.options.max_pages):
             items += page.items
-            complete = not page.more
+            complete = page.next is None
         if not complete:
             return ReplyStatus(answered=None)
         answer = self._first_answer(items, where)
@@ -322,6 +324,14 @@ class InstagramConnector(Connector):
 
     def close(self) -> None:
         self.graph.close()
+
+
+def _id(item: Mapping[str, Any]) -> str:
+    return str(item.get("id") or "")
+
+
+def _created(item: Mapping[str, Any]) -> int | None:
+    return epoch(item.get("timestamp"))
 
 
 def _answer_raw(answer: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -73,10 +73,12 @@ from urllib.parse import quote
 
 from pydantic import Field, SecretStr, field_validator
 
+from earful.core import Mention, parse_time, retry_after_header
+from earful.core.durations import Duration
+
 from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
-from earful.core import Mention
-from .graph import OVERLAP, Watermark, duration
-from .http import HttpClient, redact_url
+from .graph import OVERLAP, Watermark
+from .http import HttpClient, error_for_status, redact_url
 
 if TYPE_CHECKING:
     import requests
@@ -97,7 +99,7 @@ class LinkedInOptions(ConnectorOptions):
     linkedin_version: str = Field(default="202410", pattern=r"^\d{6}(\.\d{2})?$", description="LinkedIn-Version header (YYYYMM).")
     watch_posts: int = Field(default=20, ge=1, le=100, description="The organization's newest posts watched for comments.")
     mentions: bool = Field(default=True, description="Read mention notifications (needs rw_organization_admin).")
-    first_run_lookback: timedelta = Field(default=timedelta(days=1), gt=timedelta(0), description="History read on the first run.")
+    first_run_lookback: Duration = Field(default=timedelta(days=1), gt=timedelta(0), description="History read on the first run.")
     page_size: int = Field(default=50, ge=1, le=100, description="`count` per request.")
     max_pages: int = Field(default=10, ge=1, le=500, description="Pages read per list in one run.")
 
@@ -110,11 +112,6 @@ class LinkedInOptions(ConnectorOptions):
         if not value.startswith(("urn:li:organization:", "urn:li:organizationBrand:")) or not value.rsplit(":", 1)[-1].isdigit():
             raise ValueError("give urn:li:organization:<numeric id> (or just the id)")
         return value
-
-    @field_validator("first_run_lookback", mode="before")
-    @classmethod
-    def _durations(cls, value: Any) -> Any:
-        return duration(value)
 
 
 def enc(urn: str) -> str:
@@ -163,40 +160,36 @@ class LinkedInConnector(Connector):
         return body
 
     def _error(self, response: "requests.Response", body: Any, what: str, kind: str) -> ConnectorError:
+        """The shared HTTP error, worded with what LinkedIn's error body and the endpoint tell us."""
         status = response.status_code
         body = body if isinstance(body, dict) else {}
         code = str(body.get("code") or "")
         service = body.get("serviceErrorCode")
         message = str(body.get("message") or "").replace(self._token, "***")[:300]
-        ids = ", ".join(x for x in (code, f"serviceErrorCode {service}" if service is not None else "") if x) or f"HTTP {status}"
-        detail = f" [LinkedIn: {message}]" if message else ""
-        prefix = f"{self.label}: {what}"
-        if status == 401:
-            if code == "REVOKED_ACCESS_TOKEN" or service == 65600:
-                advice = "the access token was revoked: have a Page admin authorize the app again and put the new token in the environment"
-            elif code == "EXPIRED_ACCESS_TOKEN" or service == 65601:
-                advice = "the access token expired (LinkedIn tokens last 60 days): refresh it or authorize the app again"
-            else:
-                advice = "the access token is invalid: check `access_token` (a Page admin's OAuth token)"
-            return ConnectorError(f"{prefix}: {advice} ({ids}){detail}", status=status)
-        if status == 429:
-            wait = _retry_after(response.headers.get("Retry-After"), message)
-            return ConnectorError(f"{prefix}: rate limited by LinkedIn ({ids}); earful comes back in {wait / 60:.0f} min{detail}",
-                                  retry_after=wait, status=status)
-        if status == 426 or "VERSION" in code:
-            return ConnectorError(f"{prefix}: LinkedIn-Version {self.options.linkedin_version} is not active ({ids}); set "
-                                  f"`linkedin_version` to a current YYYYMM version{detail}", status=status)
-        if status == 403:
-            needed = PERMISSION.get(kind, "r_organization_social")
-            hint = "; or set `mentions: false`" if kind == "notifications" else ""
-            return ConnectorError(
-                f"{prefix}: access denied ({ids}): the token needs the `{needed}` scope and its member an ADMINISTRATOR role "
-                f"on {self.options.organization}{hint}{detail}", status=status)
-        if status == 404:
-            return ConnectorError(f"{prefix}: not found ({ids}); check `organization`{detail}", status=status)
-        if status >= 500:
-            return ConnectorError(f"{prefix}: LinkedIn had a server error (HTTP {status}); earful retries on the next run{detail}", status=status)
-        return ConnectorError(f"{prefix}: LinkedIn refused the request (HTTP {status}, {ids}){detail}", status=status)
+        ids = ", ".join(x for x in (code, f"serviceErrorCode {service}" if service is not None else "") if x)
+        hints = self._hints(status, code, service, kind)
+        return error_for_status(
+            f"{self.label}: {what}", "GET", response.url, status, None, response.headers,
+            detail="; ".join(x for x in (ids, f"LinkedIn: {message}" if message else "") if x) or None,
+            hints=hints,
+            retry_after=_retry_after(response.headers, message) if status == 429 else None,
+        )
+
+    def _hints(self, status: int, code: str, service: Any, kind: str) -> dict[int, str]:
+        """What to do, per status: which token, which scope, which option."""
+        needed = PERMISSION.get(kind, "r_organization_social")
+        hints = {
+            401: _token_advice(code, service),
+            429: "rate limited by LinkedIn; earful comes back in {retry_after}s",
+            403: f"access denied: the token needs the `{needed}` scope and its member an ADMINISTRATOR role "
+                 f"on {self.options.organization}" + ("; or set `mentions: false`" if kind == "notifications" else ""),
+            404: "not found; check `organization`",
+            500: f"LinkedIn had a server error (HTTP {status}); earful retries on the next run",
+        }
+        if status == 426 or ("VERSION" in code and status not in (401, 429)):
+            hints[status] = (f"LinkedIn-Version {self.options.linkedin_version} is not active; "
+                             "set `linkedin_version` to a current YYYYMM version")
+        return hints
 
     def _collection(self, base: str, *, what: str, kind: str, notes: list[str] | None = None) -> list[dict[str, Any]]:
         """Every element of a start/count collection, following `paging.total` (or a short page) up to `max_pages`."""
@@ -251,10 +244,7 @@ class LinkedInConnector(Connector):
         A post seen for the first time (new, or older and named by a COMMENT
         notification) has its comments read from the previous run on.
         """
-        org = enc(self.options.organization)
-        body = self._get(f"posts?author={org}&q=author&count={self.options.watch_posts}&sortBy=LAST_MODIFIED",
-                         what="reading the organization's posts", kind="posts")
-        posts = [p for p in body.get("elements") or [] if isinstance(p, dict) and p.get("id")]
+        posts = self._recent_posts()
         watched = {str(p["id"]): p for p in posts}
         # Older posts stay watched while they are in the cursor; notifications add commented ones.
         for urn in list(previous) + sorted(commented):
@@ -265,32 +255,38 @@ class LinkedInConnector(Connector):
         threads: dict[str, Any] = {}
         for urn, post in watched.items():
             created = _seconds(post.get("createdAt") or post.get("publishedAt"))
-            prior = previous.get(urn) if isinstance(previous.get(urn), Mapping) else None
             if created is not None and posts_wm.is_new(urn, created) and post.get("lifecycleState", "PUBLISHED") == "PUBLISHED":
                 posts_wm.add(urn, created)
                 mentions.append(self._post_mention(post, edge="posts"))
-            count = counts.get(urn)
-            comments_wm = Watermark.load(prior.get("comments") if prior else None, new_thread_floor)
-            reply_counts: dict[str, int] = dict(prior.get("replies") or {}) if prior else {}
-            changed = urn in commented or (count != (prior or {}).get("n") if prior else bool(count))
-            if count is None and urn not in commented:
-                changed = False  # socialMetadata did not answer for it: try again next run
-            if changed:
-                thread = self._thread(urn, reply_counts, notes)
-                for comment in thread:
-                    cid, t = str(comment.get("$URN") or comment.get("commentUrn") or ""), _seconds((comment.get("created") or {}).get("time"))
-                    if cid and t is not None and comments_wm.is_new(cid, t):
-                        comments_wm.add(cid, t)
-                        mentions.append(self._comment_mention(comment, urn, thread))
-                comments_wm.advance()
-            first = created if created is not None else int((prior or {}).get("t", 0))
-            threads[urn] = {"t": first, "n": count if count is not None else (prior or {}).get("n"),
-                            "comments": comments_wm.dump(), "replies": reply_counts}
+            prior = previous.get(urn) if isinstance(previous.get(urn), Mapping) else None
+            threads[urn], found = self._scan_thread(urn, created, prior, counts.get(urn), urn in commented, new_thread_floor, notes)
+            mentions += found
         # The newest posts, those just commented on, and the last 30 days' stay watched: the list stays bounded.
         keep = {str(p["id"]) for p in posts} | commented
         threads = {u: s for u, s in threads.items() if u in keep or s.get("t", 0) >= now - WATCH_DAYS * 86400}
         posts_wm.advance()
         return threads, mentions
+
+    def _recent_posts(self) -> list[dict[str, Any]]:
+        """The organization's `watch_posts` most recently modified posts."""
+        body = self._get(f"posts?author={enc(self.options.organization)}&q=author&count={self.options.watch_posts}&sortBy=LAST_MODIFIED",
+                         what="reading the organization's posts", kind="posts")
+        return [p for p in body.get("elements") or [] if isinstance(p, dict) and p.get("id")]
+
+    def _scan_thread(self, urn: str, created: int | None, prior: Mapping[str, Any] | None, count: int | None, commented: bool,
+                     new_thread_floor: int, notes: list[str]) -> tuple[dict[str, Any], list[Mention]]:
+        """One post's new comments (read only when its count moved or a notification named it) and its next thread state."""
+        comments_wm = Watermark.load(prior.get("comments") if prior else None, new_thread_floor)
+        reply_counts: dict[str, int] = dict(prior.get("replies") or {}) if prior else {}
+        mentions: list[Mention] = []
+        if _thread_changed(prior, count, commented):
+            thread = self._thread(urn, reply_counts, notes)
+            mentions = [self._comment_mention(c, urn, thread) for c in comments_wm.take(thread, _comment_urn, _c_seconds)]
+            comments_wm.advance()
+        first = created if created is not None else int((prior or {}).get("t", 0))
+        state = {"t": first, "n": count if count is not None else (prior or {}).get("n"),
+                 "comments": comments_wm.dump(), "replies": reply_counts}
+        return state, mentions
 
     def _comment_counts(self, urns: list[str]) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -309,14 +305,14 @@ class LinkedInConnector(Connector):
         top = self._collection(f"socialActions/{enc(post_urn)}/comments", what="reading comments", kind="comments", notes=notes)
         thread = list(top)
         for comment in top:
-            curn = str(comment.get("$URN") or comment.get("commentUrn") or "")
+            curn = _comment_urn(comment)
             summary = comment.get("commentsSummary") if isinstance(comment.get("commentsSummary"), dict) else {}
             total = summary.get("aggregatedTotalComments", summary.get("totalFirstLevelComments", 0))
             if curn and isinstance(total, int) and total and total != reply_counts.get(curn):
                 thread += self._collection(f"socialActions/{enc(curn)}/comments", what="reading replies", kind="comments", notes=notes)
             if curn and isinstance(total, int):
                 reply_counts[curn] = total
-        live = {str(c.get("$URN") or c.get("commentUrn") or "") for c in top}
+        live = {_comment_urn(c) for c in top}
         for curn in [c for c in reply_counts if c not in live]:  # deleted comments
             del reply_counts[curn]
         return thread
@@ -328,11 +324,8 @@ class LinkedInConnector(Connector):
         mentions: list[Mention] = []
         commented: set[str] = set()
         elements = self._collection(base, what="reading mention notifications", kind="notifications", notes=notes)
-        for note in sorted(elements, key=lambda e: e.get("lastModifiedAt") or 0):
-            nid, t = str(note.get("notificationId") or ""), _seconds(note.get("lastModifiedAt"))
-            if not nid or t is None or not wm.is_new(nid, t):
-                continue
-            wm.add(nid, t)
+        oldest_first = sorted(elements, key=lambda e: e.get("lastModifiedAt") or 0)
+        for note in wm.take(oldest_first, lambda e: str(e.get("notificationId") or ""), lambda e: _seconds(e.get("lastModifiedAt"))):
             source_post = str(note.get("sourcePost") or note.get("generatedActivity") or "")
             if note.get("action") == "COMMENT" and source_post:
                 commented.add(source_post)
@@ -377,7 +370,7 @@ class LinkedInConnector(Connector):
         )
 
     def _comment_mention(self, comment: Mapping[str, Any], post_urn: str, thread: list[dict[str, Any]]) -> Mention:
-        curn = str(comment.get("$URN") or comment.get("commentUrn"))
+        curn = _comment_urn(comment)
         actor = str(comment.get("actor") or "")
         parent = str(comment.get("parentComment") or "") or None
         created = _seconds((comment.get("created") or {}).get("time")) or 0
@@ -441,7 +434,7 @@ class LinkedInConnector(Connector):
         answer = self._first_answer(comments, where)
         if answer is None:
             return ReplyStatus(answered=False)
-        curn = str(answer.get("$URN") or answer.get("commentUrn") or "")
+        curn = _comment_urn(answer)
         post = mention.thread_id or mention.external_id
         return ReplyStatus(answered=True, answered_at=_time((answer.get("created") or {}).get("time")),
                            answered_by=str(answer.get("actor") or ""),
@@ -459,7 +452,25 @@ def _seconds(ms: Any) -> int | None:
 
 
 def _time(ms: Any) -> datetime | None:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc) if isinstance(ms, (int, float)) and not isinstance(ms, bool) else None
+    """LinkedIn's epoch milliseconds as an aware UTC datetime."""
+    return parse_time(ms / 1000) if isinstance(ms, (int, float)) and not isinstance(ms, bool) else None
+
+
+def _thread_changed(prior: Mapping[str, Any] | None, count: int | None, commented: bool) -> bool:
+    """Whether a post's comments must be read: a notification named it, or its comment count moved."""
+    if commented:
+        return True
+    if count is None:
+        return False  # socialMetadata did not answer for it: try again next run
+    return count != prior.get("n") if prior else bool(count)
+
+
+def _comment_urn(comment: Mapping[str, Any]) -> str:
+    return str(comment.get("$URN") or comment.get("commentUrn") or "")
+
+
+def _c_seconds(comment: Mapping[str, Any]) -> int | None:
+    return _seconds((comment.get("created") or {}).get("time"))
 
 
 def _c_time(comment: Mapping[str, Any], key: str = "created") -> int:
@@ -476,13 +487,20 @@ def _commentary(value: Any) -> str:
     return re.sub(r"\\([\\|{}@\[\]()<>#*_~])", r"\1", text).strip()
 
 
-def _retry_after(header: str | None, message: str) -> float:
+def _token_advice(code: str, service: Any) -> str:
+    """What to do about a 401, from LinkedIn's error code or its numeric serviceErrorCode."""
+    if code == "REVOKED_ACCESS_TOKEN" or service == 65600:
+        return "the access token was revoked: have a Page admin authorize the app again and put the new token in the environment"
+    if code == "EXPIRED_ACCESS_TOKEN" or service == 65601:
+        return "the access token expired (LinkedIn tokens last 60 days): refresh it or authorize the app again"
+    return "the access token is invalid: check `access_token` (a Page admin's OAuth token)"
+
+
+def _retry_after(headers: Mapping[str, str], message: str) -> float:
     """Retry-After if sent; LinkedIn's limits are daily, so otherwise wait for the next UTC day."""
-    try:
-        if header:
-            return max(1.0, float(header))
-    except ValueError:
-        pass
+    asked = retry_after_header(headers)
+    if asked is not None:
+        return max(1.0, asked)
     if "DAY" in message.upper():
         now = datetime.now(timezone.utc)
         midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -495,7 +513,7 @@ def _answer_raw(answer: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     when = _time((answer.get("created") or {}).get("time"))
     return {"reply_at": when.isoformat() if when else None, "reply_by": str(answer.get("actor") or ""),
-            "reply_id": str(answer.get("$URN") or answer.get("commentUrn") or "")}
+            "reply_id": _comment_urn(answer)}
 
 
 CONNECTOR = LinkedInConnector

@@ -52,8 +52,18 @@ out first, the older rest is skipped and a note says so.
 
 Cursor: `{"streams": {"tag:acmecrm": {"min_id", "seen"}, "mentions":
 {"min_id"}, "search:acme": {"min_id", "seen"}}}`. An idle poll costs one
-request per stream. `external_id` is `<instance host>/<status id>` (status
-ids are per instance), `parent_id` the same for `in_reply_to_id`.
+request per stream.
+
+Identity. `external_id` is `<instance domain>/<status id>`: status ids are
+per instance (a remote status gets a local id on every instance that
+receives it, and `in_reply_to_id` is such a local id too, so `parent_id`
+can only be built in the same form). The domain is the one the instance
+reports for itself (`/api/v2/instance` `domain`; `/api/v1/instance` `uri`
+before Mastodon 4), asked once per run and only when there is something
+to map, never `base_url`'s host: a proxy, another port or `www.` in
+`base_url` must not turn every status into a new one. For the usual
+`base_url: https://mastodon.social` that is the key form earful always
+used. The status's own, globally unique `uri` is kept in `raw`.
 
 Replies: `/api/v1/statuses/:id/context` lists the descendants the
 instance knows; the earliest by a brand account answers the mention.
@@ -72,27 +82,39 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
 from earful.core import Mention
-from .http import HttpClient, html_to_text, redact_url
-from earful.core import parse_retry_after
+from earful.core.durations import Duration
+from .http import HttpClient, error_for_status, html_to_text, redact_url
+from .paging import Page, Watermark, page_back, page_forward
+from .pushdown import all_words_queries  # words every match contains, as for Hacker News
+from earful.core import parse_time, retry_after_header
 
 PAGE = 40  # Mastodon's maximum for timelines and search
 OVERLAP_PAGES = 3  # pages of the federation-lag overlap re-read per stream, beyond `max_pages`
 SEEN_MAX = 2_000
 _ERROR_STATUSES = tuple(range(400, 600))
 _SNOWFLAKE_FROM_MS = 1_451_606_400_000  # 2016-01-01: snowflake times before this are not times
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _HASHTAG = re.compile(r"^\w+$", re.UNICODE)
 _LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?(\w+)"?')
 _ANCHOR = re.compile(r"<a\s[^>]*>", re.I)
 _ATTR = re.compile(r'(\w[\w-]*)="([^"]*)"')
+
+
+_HINTS = {
+    429: "rate limited by the instance; earful comes back in {retry_after}s",
+    401: ("the access token is invalid or was revoked; create a new one (Preferences -> Development) "
+          "and update the variable behind `access_token`"),
+    403: "the token lacks a scope (read:notifications, read:search, read:statuses) or the instance refuses it",
+    404: "nothing there; check `base_url` (the instance) and the hashtags",
+    422: "the instance refused the request (public timelines may need a token there)",
+    500: "the instance had a server error; earful retries on the next run",
+}
 
 
 class MastodonOptions(ConnectorOptions):
@@ -101,8 +123,8 @@ class MastodonOptions(ConnectorOptions):
     mentions: bool | None = Field(default=None, description="Read the account's mentions (default: on when a token is set).")
     search: bool | str = Field(default=False, description="true: search the monitor's query; a string: search that text.")
     max_pages: int = Field(default=10, ge=1, le=200, description="Pages of 40 per stream and run.")
-    first_run_lookback: timedelta = Field(default=timedelta(days=1), gt=timedelta(0), description="History read on the first run.")
-    federation_lag: timedelta = Field(
+    first_run_lookback: Duration = Field(default=timedelta(days=1), gt=timedelta(0), description="History read on the first run.")
+    federation_lag: Duration = Field(
         default=timedelta(minutes=15), ge=timedelta(0), le=timedelta(days=2),
         description="How late a status from another server may arrive; re-read on every poll.",
     )
@@ -116,12 +138,6 @@ class MastodonOptions(ConnectorOptions):
             raise ValueError(f"{bad[0]!r} is not a hashtag (letters, digits and _ only)")
         return list(dict.fromkeys(t.lower() for t in tags))
 
-    @field_validator("first_run_lookback", "federation_lag", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        if isinstance(value, str) and (m := _DURATION.match(value)):
-            return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
-        return value
 
     @model_validator(mode="after")
     def _check(self) -> "MastodonOptions":
@@ -157,8 +173,8 @@ class MastodonConnector(Connector):
         super().__init__(options, context)
         self.http = HttpClient(options, f"mastodon monitor {context.monitor!r}")
         self.base = (options.base_url or "").rstrip("/")
-        parts = urlsplit(self.base)
-        self.instance = (parts.netloc or "").lower()
+        self.address = (urlsplit(self.base).netloc or "").lower()  # how it is reached: no identity (see `domain`)
+        self._domain: str | None = None
 
     # -- HTTP --------------------------------------------------------------
     def _get(self, path: str, params: Mapping[str, Any] | None = None) -> tuple[Any, Mapping[str, str]]:
@@ -179,34 +195,42 @@ class MastodonConnector(Connector):
             ) from None
 
     def _error(self, response: Any) -> ConnectorError:
-        status = response.status_code
         try:
             body = response.json()
         except ValueError:
             body = None
         said = str(body.get("error") or "")[:200] if isinstance(body, dict) else ""
         retry_after = None
-        if status == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if response.status_code == 429:  # Mastodon sends no Retry-After, but says when its window resets
+            retry_after = retry_after_header(response.headers)
             if retry_after is None:
                 retry_after = _until(response.headers.get("x-ratelimit-reset"))
-            hint = f"rate limited by the instance; earful comes back in {retry_after or 0:g}s"
-        elif status == 401:
-            hint = ("the access token is invalid or was revoked; create a new one (Preferences -> Development) "
-                    "and update the variable behind `access_token`")
-        elif status == 403:
-            hint = "the token lacks a scope (read:notifications, read:search, read:statuses) or the instance refuses it"
-        elif status == 404:
-            hint = "nothing there; check `base_url` (the instance) and the hashtags"
-        elif status == 422:
-            hint = "the instance refused the request (public timelines may need a token there)"
-        elif status >= 500:
-            hint = "the instance had a server error; earful retries on the next run"
-        else:
-            hint = "the request was refused; check the connector options"
-        detail = f" ({said!r})" if said else ""
-        message = f"{self.http.label}: GET {redact_url(response.url)} answered HTTP {status}{detail}; {hint}"
-        return ConnectorError(message, retry_after=retry_after, status=status)
+        return error_for_status(self.http.label, "GET", response.url, response.status_code, None, response.headers,
+                                detail=repr(said) if said else None, hints=_HINTS, retry_after=retry_after)
+
+    def domain(self) -> str:
+        """The instance's own domain (its `LOCAL_DOMAIN`), asked once per connector, i.e. once per run."""
+        if self._domain is None:
+            try:
+                info, _ = self._get("/api/v2/instance")
+                found = info.get("domain") if isinstance(info, dict) else None
+            except ConnectorError as exc:
+                if exc.status not in (404, 410):
+                    raise
+                info, _ = self._get("/api/v1/instance")  # Mastodon before 4.0
+                found = info.get("uri") if isinstance(info, dict) else None
+            domain = str(found or "").strip().lower()
+            domain = urlsplit(domain).netloc if "://" in domain else domain
+            if not domain or "/" in domain:
+                raise ConnectorError(f"{self.http.label}: the instance did not name its domain at /api/v2/instance or "
+                                     "/api/v1/instance; is `base_url` a Mastodon instance?")
+            self._domain = domain
+        return self._domain
+
+    def _reads(self, instance: str) -> bool:
+        """Whether a key's instance is the one this connector reads (or, for keys stored before the domain
+        came from the instance itself, the address it is reached at)."""
+        return instance == self.address or instance == self.domain()
 
     # -- fetch -----------------------------------------------------------------
     def streams(self) -> list[tuple[str, str, dict[str, Any]]]:
@@ -223,12 +247,11 @@ class MastodonConnector(Connector):
             return []
         if isinstance(self.options.search, str):
             return [self.options.search.strip()]
-        from .hackernews import pushdown  # the same reduction: words every match contains
 
         if not (self.context.query or "").strip():
             raise ConnectorError(f"{self.http.label}: `search: true` needs the monitor's `query`; or give `search` a text")
         try:
-            return pushdown(self.context.query or "")
+            return all_words_queries(self.context.query or "")
         except ValueError as exc:
             raise ConnectorError(f"{self.http.label}: {exc}; give `search` an explicit text") from None
 
@@ -249,7 +272,8 @@ class MastodonConnector(Connector):
                 notes.append(f"Mastodon {key}: {note}")
         brands = self.context.brand_names("mastodon")
         ordered = sorted(statuses.values(), key=lambda sv: int(sv[0]["id"]))
-        mentions = [status_mention(status, self.instance, brands, via) for status, via in ordered]
+        domain = self.domain() if ordered else ""
+        mentions = [status_mention(status, domain, brands, via) for status, via in ordered]
         return FetchResult(mentions=mentions, cursor={"streams": states}, requests=self.http.count - start, notes=notes)
 
     def _page(self, path: str, params: Mapping[str, Any], what: str) -> tuple[list[dict[str, Any]], dict[str, dict[str, str]]]:
@@ -282,92 +306,118 @@ class MastodonConnector(Connector):
             return self._first_read(key, path, params, lagged)
         newest = int(state["min_id"])
         seen = {int(i) for i in state.get("seen") or ()}
-        after = self._floor(newest) if lagged else newest
-        read: list[dict[str, Any]] = []
-        complete = False
-        pages = overlap_pages = 0
-        while pages < self.options.max_pages:
-            items, links = self._page(path, {**params, "min_id": str(after), "limit": PAGE}, key)
-            fresh = sorted((i for i in items if int(i["id"]) > after), key=lambda i: int(i["id"]))
-            read.extend(fresh)
-            if fresh:
-                # The Link header's `prev` marks the page's end even when the server hid some of its items
-                # (muted or blocked accounts): prefer it, so hidden items are not asked for again.
-                linked = str(links.get("prev", {}).get("min_id") or "")
-                after = max(int(fresh[-1]["id"]), int(linked) if linked.isdigit() else 0)
-            if len(items) < PAGE or not fresh:
-                complete = True
-                break
-            if int(fresh[-1]["id"]) <= newest:  # a page of the re-read overlap only
-                overlap_pages += 1
-                if overlap_pages >= OVERLAP_PAGES:
-                    after = newest  # a busy overlap must not starve what is new: look no further for late ones
-            else:
-                pages += 1
-        new = [i for i in read if int(i["id"]) not in seen]
-        top = max([newest, *(int(i["id"]) for i in read)])
+        fetch = self._forward_pages(path, params, key)
+        read, complete = self._read_forward(fetch, newest, self._floor(newest) if lagged else newest)
+        new = [i for i in read if _id(i) not in seen]
+        top = max([newest, *(_id(i) for i in read)])
         note = "" if complete else "more statuses left (over `max_pages`), read on the next run"
-        return self._statuses(new, key), self._state(top, seen | {int(i["id"]) for i in read}, lagged), note
+        return self._statuses(new, key), self._state(top, seen | {_id(i) for i in read}, lagged), note
+
+    def _forward_pages(self, path: str, params: Mapping[str, Any], key: str) -> Callable[[int], Page[dict[str, Any]]]:
+        """The page of a timeline (or the notifications) right after an id, for `page_forward`."""
+        def page(after: int) -> Page[dict[str, Any]]:
+            items, links = self._page(path, {**params, "min_id": str(after), "limit": PAGE}, key)
+            # The Link header's `prev` marks the page's end even when the server hid some of its items
+            # (muted or blocked accounts): page_forward prefers it, so hidden items are not asked for again.
+            linked = str(links.get("prev", {}).get("min_id") or "")
+            return Page(items, int(linked) if linked.isdigit() else None)
+
+        return page
+
+    def _read_forward(self, fetch: Callable[[int], Page[dict[str, Any]]], newest: int, after: int
+                      ) -> tuple[list[dict[str, Any]], bool]:
+        """Items after `after`, oldest first, and whether the stream was read to its end.
+
+        Pages wholly at or below `newest` re-read the federation-lag overlap for late statuses: they do not
+        count against `max_pages`, and after OVERLAP_PAGES of them the rest of the overlap is given up, so a
+        busy overlap never starves what is new. The page that reaches past `newest` is the first new one.
+        """
+        read: list[dict[str, Any]] = []
+        budget = self.options.max_pages
+        for _ in range(OVERLAP_PAGES):
+            step = page_forward(fetch, after, position=_id, max_pages=1, page_size=PAGE)
+            read += step.items
+            if step.complete:
+                return read, True
+            after = step.after
+            if _id(step.items[-1]) > newest:
+                budget -= 1
+                break
+        else:
+            after = newest  # look no further for late ones
+        rest = page_forward(fetch, after, position=_id, max_pages=budget, page_size=PAGE)
+        return read + rest.items, rest.complete
 
     def _first_read(self, key: str, path: str, params: Mapping[str, Any], lagged: bool
                     ) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
         """The first run: newest pages back to `first_run_lookback`; the newest id becomes the cursor."""
         cutoff = self.context.current_time() - self.options.first_run_lookback
-        query: dict[str, Any] = {**params, "limit": PAGE}
-        read: list[dict[str, Any]] = []
         listed: set[int] = set()  # every id on the pages, recent or not: none of them may come back as new
-        complete = False
-        for _ in range(self.options.max_pages):
-            items, links = self._page(path, query, key)
-            listed.update(int(i["id"]) for i in items)
-            recent = [i for i in items if (_time(i.get("created_at")) or cutoff) >= cutoff]
-            read.extend(recent)
+
+        def page(max_id: str | None) -> Page[dict[str, Any]]:
+            items, links = self._page(path, {**params, "limit": PAGE, **({"max_id": max_id} if max_id else {})}, key)
+            listed.update(_id(i) for i in items)
             linked = str(links.get("next", {}).get("max_id") or "")
-            older = linked if linked.isdigit() else (str(min(int(i["id"]) for i in items)) if items else None)
-            if len(items) < PAGE or len(recent) < len(items) or older is None:
-                complete = True
-                break
-            query = {**params, "limit": PAGE, "max_id": older}
-        read.sort(key=lambda i: int(i["id"]))
-        note = "" if complete else "first run: the older part of `first_run_lookback` was skipped (over `max_pages`)"
+            older = linked if linked.isdigit() else (str(min(_id(i) for i in items)) if items else None)
+            return Page(items, older if len(items) == PAGE else None)
+
+        caught = page_back(page, Watermark(cutoff), key=_key, position=_created_or(cutoff), max_pages=self.options.max_pages)
+        read = sorted(caught.items, key=_id)
+        note = "" if caught.complete else "first run: the older part of `first_run_lookback` was skipped (over `max_pages`)"
         return self._statuses(read, key), self._state(max(listed, default=0), listed, lagged), note
 
     def _search(self, path: str, params: Mapping[str, Any], state: Mapping[str, Any] | None
                 ) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
         """Search results newer than the cursor (offset paging from the newest), oldest first."""
-        if state and state.get("min_id") is not None:
-            newest = int(state["min_id"])
-            stop, cutoff, seen = self._floor(newest), None, {int(i) for i in state.get("seen") or ()}
-        else:
-            newest, stop, seen = 0, 0, set()
-            cutoff = self.context.current_time() - self.options.first_run_lookback
-        read: dict[int, dict[str, Any]] = {}
+        if not state or state.get("min_id") is None:
+            return self._first_search(path, params)
+        newest = int(state["min_id"])
+        seen = {int(i) for i in state.get("seen") or ()}
+        stop = self._floor(newest)
         listed: set[int] = set()
-        complete = False
-        page = pages = overlap_pages = 0
-        while pages < self.options.max_pages:
-            query = {**params, "limit": PAGE, "offset": page * PAGE}
-            if stop:
-                query["min_id"] = str(stop)
-            items, _ = self._page(path, query, "search")
-            page += 1
-            listed.update(int(i["id"]) for i in items)
-            fresh = [i for i in items if int(i["id"]) > stop and (cutoff is None or (_time(i.get("created_at")) or cutoff) >= cutoff)]
-            read.update((int(i["id"]), i) for i in fresh)  # a result pushed down by a new one may come twice
-            if len(items) < PAGE or len(fresh) < len(items):
-                complete = True
-                break
-            if newest and any(int(i["id"]) <= newest for i in items):  # everything newer is read: only the overlap is left
-                overlap_pages += 1
-                if overlap_pages >= OVERLAP_PAGES:
-                    complete = True
-                    break
-            else:
-                pages += 1
-        new = sorted((i for n, i in read.items() if n not in seen), key=lambda i: int(i["id"]))
-        top = max([newest, *listed])
+        fetch = self._search_pages(path, params, stop, listed)
+        mark = Watermark(newest + 1)
+        new = page_back(fetch, mark, key=_key, position=_id, max_pages=self.options.max_pages)
+        found, complete = new.items, new.complete
+        if new.reached:
+            # Everything newer is read: re-read the federation-lag overlap below it, from the page the newest
+            # result of the last run was met on, for at most OVERLAP_PAGES pages.
+            overlap = Watermark(stop + 1, {**{str(i): i for i in seen}, **mark.seen})
+            late = page_back(lambda number: fetch(new.pages - 1 if number is None else number), overlap,
+                             key=_key, position=_id, max_pages=OVERLAP_PAGES)
+            found, complete = found + late.items, True
+        return self._search_result(found, newest, seen, listed, complete)
+
+    def _first_search(self, path: str, params: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
+        """The first run's search: the newest results back to `first_run_lookback`."""
+        cutoff = self.context.current_time() - self.options.first_run_lookback
+        listed: set[int] = set()
+        caught = page_back(self._search_pages(path, params, 0, listed), Watermark(cutoff), key=_key,
+                           position=_created_or(cutoff), max_pages=self.options.max_pages)
+        return self._search_result(caught.items, 0, set(), listed, caught.complete)
+
+    def _search_pages(self, path: str, params: Mapping[str, Any], stop: int, listed: set[int]
+                      ) -> Callable[[int | None], Page[dict[str, Any]]]:
+        """Search pages by number (None: the first), each requested once; every id listed is added to `listed`."""
+        pages: dict[int, Page[dict[str, Any]]] = {}
+
+        def page(number: int | None) -> Page[dict[str, Any]]:
+            number = number or 0
+            if number not in pages:
+                query = {**params, "limit": PAGE, "offset": number * PAGE, **({"min_id": str(stop)} if stop else {})}
+                items, _ = self._page(path, query, "search")
+                listed.update(_id(i) for i in items)
+                pages[number] = Page(items, number + 1 if len(items) == PAGE else None)
+            return pages[number]
+
+        return page
+
+    def _search_result(self, found: list[dict[str, Any]], newest: int, seen: set[int], listed: set[int], complete: bool
+                       ) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
+        """(new statuses oldest first, without boosts; next state; note) of one search."""
+        new = sorted(found, key=_id)
         note = "" if complete else "older results were skipped (over `max_pages`)"
-        return [i for i in new if not i.get("reblog")], self._state(top, seen | listed, True), note
+        return [i for i in new if not i.get("reblog")], self._state(max([newest, *listed]), seen | listed, True), note
 
     def _floor(self, newest: int) -> int:
         """The id `federation_lag` below `newest` (snowflake ids), or `newest` itself for ids that are no times."""
@@ -400,10 +450,12 @@ class MastodonConnector(Connector):
         """The earliest brand reply among the status's descendants; unknown on errors or a deleted status."""
         brands = self.context.brand_names("mastodon")
         instance, _, local_id = mention.external_id.rpartition("/")
-        local_id = str(mention.raw.get("id") or local_id) if instance == self.instance else ""
-        if mention.source != self.name or not brands or not local_id.isdigit():
+        if mention.source != self.name or not brands:
             return ReplyStatus(answered=None)
         try:
+            local_id = str(mention.raw.get("id") or local_id) if self._reads(instance) else ""
+            if not local_id.isdigit():
+                return ReplyStatus(answered=None)
             context, _ = self._get(f"/api/v1/statuses/{local_id}/context")
         except ConnectorError:
             return ReplyStatus(answered=None)
@@ -429,6 +481,20 @@ def _links(header: str) -> dict[str, dict[str, str]]:
     return {rel: dict(parse_qsl(urlsplit(url).query)) for url, rel in _LINK.findall(header)}
 
 
+def _id(item: Mapping[str, Any]) -> int:
+    """A status's (or notification's) position: Mastodon ids are numbers in strings, ordered by time."""
+    return int(item["id"])
+
+
+def _key(item: Mapping[str, Any]) -> str:
+    return str(item["id"])
+
+
+def _created_or(default: datetime) -> Callable[[Mapping[str, Any]], datetime]:
+    """A status's position by its time; one without a readable time counts as `default` (it stays in the window)."""
+    return lambda item: _time(item.get("created_at")) or default
+
+
 def _until(value: str | None) -> float | None:
     """Seconds from now until an ISO time such as `x-ratelimit-reset`."""
     when = _time(value)
@@ -438,13 +504,8 @@ def _until(value: str | None) -> float | None:
 
 
 def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    """A status time: only strings are times here (epoch numbers are not part of Mastodon's API)."""
+    return parse_time(value) if isinstance(value, str) else None
 
 
 def full_acct(account: Mapping[str, Any]) -> str:
@@ -476,18 +537,19 @@ def _link_url(status: Mapping[str, Any]) -> str:
     return ""
 
 
-def status_mention(status: Mapping[str, Any], instance: str, brands: set[str], via: str = "") -> Mention:
-    """Map one Mastodon status (as served by `instance`) to a Mention."""
-    account = status.get("account") or {}
-    local_id = str(status["id"])
+def _status_text(status: Mapping[str, Any]) -> str:
+    """The status's words as plain text, a poll's options included (they often carry the question)."""
     text = html_to_text(str(status.get("content") or ""))
     poll = status.get("poll")
     if isinstance(poll, dict) and poll.get("options"):
         text += "\n\nPoll: " + " / ".join(str(o.get("title") or "") for o in poll["options"] if isinstance(o, dict))
-    url = str(status.get("url") or status.get("uri") or "")
-    reply_to = status.get("in_reply_to_id")
-    raw = {
-        "id": local_id,
+    return text.strip()
+
+
+def _status_raw(status: Mapping[str, Any], instance: str, via: str) -> dict[str, Any]:
+    """What a Mention keeps of the status beyond its own fields: for audits and reply checks."""
+    return {
+        "id": str(status["id"]),
         "uri": status.get("uri"),
         "instance": instance,
         "via": via,
@@ -498,6 +560,14 @@ def status_mention(status: Mapping[str, Any], instance: str, brands: set[str], v
         "in_reply_to_account_id": status.get("in_reply_to_account_id"),
         "media": [m.get("url") for m in status.get("media_attachments") or [] if isinstance(m, dict)],
     }
+
+
+def status_mention(status: Mapping[str, Any], instance: str, brands: set[str], via: str = "") -> Mention:
+    """Map one Mastodon status, as served by the instance whose own domain is `instance`, to a Mention."""
+    account = status.get("account") or {}
+    local_id = str(status["id"])
+    url = str(status.get("url") or status.get("uri") or "")
+    reply_to = status.get("in_reply_to_id")
     return Mention(
         source="mastodon",
         external_id=f"{instance}/{local_id}",
@@ -505,7 +575,7 @@ def status_mention(status: Mapping[str, Any], instance: str, brands: set[str], v
         author=full_acct(account),
         author_is_brand=is_brand(account, brands),
         title=str(status.get("spoiler_text") or ""),  # a content warning reads as a subject line
-        text=text.strip(),
+        text=_status_text(status),
         created_at=_time(status.get("created_at")),
         thread_id=None if reply_to else f"{instance}/{local_id}",
         parent_id=f"{instance}/{reply_to}" if reply_to else None,
@@ -513,7 +583,7 @@ def status_mention(status: Mapping[str, Any], instance: str, brands: set[str], v
         language=status.get("language") or None,
         site=(urlsplit(url).hostname or "").lower().removeprefix("www."),
         link_url=_link_url(status),
-        raw=raw,
+        raw=_status_raw(status, instance, via),
     )
 
 

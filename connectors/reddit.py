@@ -2,7 +2,7 @@
 
 Streams. One monitor reads up to four listings, each with its own cursor:
 `search` (site-wide search for the monitor's query, compiled to Reddit's
-syntax by `social_query`, sorted by new), `new:<subs>` and
+syntax by `pushdown.compile_query`, sorted by new), `new:<subs>` and
 `comments:<subs>` (all subreddits in ONE request each, as the multireddit
 `r/crm+sales`), and `mentions:<user>` (`u/brand` mentions in the inbox of
 the script account given by `username`/`password`). The rules filter
@@ -47,6 +47,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from urllib.parse import urlsplit
@@ -54,9 +55,11 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
-from earful.core import Mention
-from .http import html_to_text, redact_url
-from .social_query import compile_query
+from earful.core import Mention, parse_retry_after, retry_after_header
+from earful.core.durations import Duration
+from .paging import CatchUp, Page, Watermark, page_back
+from .http import error_for_status, html_to_text, redact_url
+from .pushdown import compile_query
 
 if TYPE_CHECKING:
     import praw
@@ -68,17 +71,12 @@ WEB = "https://www.reddit.com"
 LISTING_REACH = 1000
 LISTING_OVERLAP = 60.0  # seconds re-read below the cursor of /new, /comments and the inbox
 MAX_SEEN = 2000
+RETRY_PAUSE = 1.0  # seconds before the first retry of a 5xx or connection error; doubled after
 DELETED = "[deleted]"
 _BODY_MARKERS = {"[deleted]": "deleted", "[removed]": "removed"}
 _SUBREDDIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{1,20}$")
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def _duration(value: Any) -> Any:
-    if isinstance(value, str) and (m := _DURATION.match(value)):
-        return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
-    return value
+# Subreddits' spoiler convention before Reddit had `>!spoilers!<`: `[shown](/s "hidden")`, rendered as a link whose title hides the text.
+SPOILER_LINKS = frozenset({"/s", "#s", "/spoiler", "#spoiler"})
 
 
 class RedditOptions(ConnectorOptions):
@@ -90,9 +88,9 @@ class RedditOptions(ConnectorOptions):
     search_sitewide: bool = Field(default=True, description="Search all of Reddit for the query.")
     subreddits: list[str] = Field(default_factory=list, description="Read every new post and comment of these.")
     inbox_mentions: bool = Field(default=True, description="Read u/username mentions when username/password are set.")
-    first_run_lookback: timedelta = Field(default=timedelta(days=1), gt=timedelta(0),
+    first_run_lookback: Duration = Field(default=timedelta(days=1), gt=timedelta(0),
                                           description="History read on the very first run, e.g. 1d, 12h.")
-    search_overlap: timedelta = Field(default=timedelta(hours=1), ge=timedelta(0),
+    search_overlap: Duration = Field(default=timedelta(hours=1), ge=timedelta(0),
                                       description="Re-read this much below the search cursor: Reddit's search index lags.")
     max_pages: int = Field(default=10, ge=1, le=10, description="Pages of 100 per stream and run (Reddit serves 10 at most).")
     page_size: int = Field(default=100, ge=1, le=100)
@@ -100,10 +98,6 @@ class RedditOptions(ConnectorOptions):
                                     description="'load more comments' requests allowed per replies() check.")
     retries: int = Field(default=2, ge=0, le=5, description="prawcore retries of 5xx answers and connection errors.")
 
-    @field_validator("first_run_lookback", "search_overlap", mode="before")
-    @classmethod
-    def _durations(cls, value: Any) -> Any:
-        return _duration(value)
 
     @field_validator("subreddits", mode="before")
     @classmethod
@@ -158,22 +152,12 @@ class RedditConnector(Connector):
         import praw
         import requests
 
-        connector = self
-
-        class Session(requests.Session):
-            """Counts requests and enforces `timeout`: praw 8 passes its own fixed 16 s instead."""
-
-            def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-                kwargs["timeout"] = connector.options.timeout
-                connector.requests += 1
-                return super().request(method, url, *args, **kwargs)
-
-        self._session = Session()
+        self._session = requests.Session()
         opts = self.options
         credentials: dict[str, Any] = {}
         if opts.username and opts.password is not None:
             credentials = {"username": opts.username, "password": opts.password.get_secret_value()}
-        reddit = praw.Reddit(
+        return praw.Reddit(
             client_id=opts.client_id.get_secret_value(),
             client_secret=opts.client_secret.get_secret_value(),
             user_agent=f"{opts.user_agent} (monitor {self.context.monitor})",
@@ -182,31 +166,10 @@ class RedditConnector(Connector):
             check_for_updates=False,
             check_for_async=False,
             timeout=max(1, math.ceil(opts.timeout)),
+            requestor_class=_requestor_class(self),
             requestor_kwargs={"session": self._session, "timeout": opts.timeout},
             **credentials,
         )
-        self._limit_retries(reddit)
-        return reddit
-
-    def _limit_retries(self, reddit: "praw.Reddit") -> None:
-        """Make prawcore retry 5xx/connection errors `retries` times (its default is 2, with sleeps).
-
-        prawcore has no public knob; the strategy class is set on each core
-        session when present, else its default stays.
-        """
-        from prawcore.sessions import FiniteRetryStrategy
-
-        retries = self.options.retries
-
-        class Strategy(FiniteRetryStrategy):
-            DEFAULT_RETRIES = retries
-
-            def __init__(self, retries: int = retries) -> None:
-                object.__setattr__(self, "retries", retries)
-
-        for core in {id(c): c for c in (reddit._core, reddit._read_only_core, reddit._authorized_core) if c}.values():
-            if hasattr(core, "_retry_strategy_class"):
-                core._retry_strategy_class = Strategy
 
     def _get(self, path: str, params: Mapping[str, Any], what: str) -> Any:
         try:
@@ -218,16 +181,11 @@ class RedditConnector(Connector):
         """A ConnectorError for any praw/prawcore failure (other exceptions pass through)."""
         import praw.exceptions
         import prawcore
-        import requests
 
-        where = f"{what} ({redact_url(self.oauth_url + '/' + path.lstrip('/'))})"
-        prefix = f"{self.label}: {where}"
+        url = self.oauth_url + "/" + path.lstrip("/")
+        prefix = f"{self.label}: {what} ({redact_url(url)})"
         if isinstance(exc, ConnectorError):
             return exc
-        if isinstance(exc, prawcore.ResponseException) and exc.response.status_code == 429:  # also the token endpoint's
-            retry = _seconds(exc.response.headers.get("retry-after")) or _seconds(exc.response.headers.get("x-ratelimit-reset")) or 60.0
-            return ConnectorError(f"{prefix} answered HTTP 429: Reddit rate limit reached; earful comes back in {retry:g}s",
-                                  retry_after=retry, status=429)
         if isinstance(exc, prawcore.BadJSON):
             body = exc.response.content or b""
             return ConnectorError(f"{prefix} answered {exc.response.status_code} but the body is not JSON "
@@ -240,31 +198,49 @@ class RedditConnector(Connector):
             return ConnectorError(f"{prefix}: Reddit redirected to {exc.path!r}, which means the subreddit does not exist; "
                                   "check `subreddits`", status=exc.response.status_code)
         if isinstance(exc, prawcore.ResponseException):
-            status = exc.response.status_code
-            token = (exc.response.url or "").endswith("/api/v1/access_token")
-            if status >= 500:
-                hint = "Reddit server error; earful retries on the next run"
-            elif token or status == 401 or isinstance(exc, prawcore.InvalidToken):
-                hint = "Reddit refused the app credentials; check `client_id`/`client_secret` (revoked app?)"
-            elif status == 403:
-                hint = ("access forbidden: the inbox needs `username`/`password`, or the subreddit is private, "
-                        "quarantined or banned")
-            elif status == 404:
-                hint = "not found: the subreddit may be banned or misspelt; check `subreddits`"
-            else:
-                hint = "the request was refused; check the connector options"
-            return ConnectorError(f"{prefix} answered HTTP {status}: {hint}", status=status)
+            return self._status_error(exc, url)
         if isinstance(exc, prawcore.RequestException):
-            original = exc.original_exception
-            if isinstance(original, requests.Timeout):
-                return ConnectorError(f"{prefix} timed out after {self.options.timeout:g}s; Reddit may be slow or down "
-                                      "(raise `timeout` if it always is)")
-            return ConnectorError(f"{prefix}: could not connect ({type(original).__name__}); check `base_url`, DNS and the network")
+            return self._connection_error(exc.original_exception, prefix)
         if isinstance(exc, praw.exceptions.RedditAPIException):
             return ConnectorError(f"{prefix}: Reddit reported {exc}")
         if isinstance(exc, (prawcore.PrawcoreException, praw.exceptions.PRAWException)):
             return ConnectorError(f"{prefix} failed: {type(exc).__name__}: {exc}")
         return exc
+
+    def _status_error(self, exc: Any, url: str) -> ConnectorError:
+        """An HTTP error answer (also the token endpoint's) through the shared mapping, with Reddit's advice."""
+        import prawcore
+
+        response = exc.response
+        token = (response.url or "").endswith("/api/v1/access_token")
+        credentials = "Reddit refused the app credentials; check `client_id`/`client_secret` (revoked app?)"
+        hints = {
+            429: "Reddit rate limit reached; earful comes back in {retry_after}s",
+            401: credentials,
+            403: credentials if token else ("access forbidden: the inbox needs `username`/`password`, or the subreddit "
+                                            "is private, quarantined or banned"),
+            404: "not found: the subreddit may be banned or misspelt; check `subreddits`",
+            500: "Reddit server error; earful retries on the next run",
+        }
+        status = response.status_code
+        if status < 500 and status not in hints and (token or isinstance(exc, prawcore.InvalidToken)):
+            hints[status] = credentials
+        retry_after = None
+        if status == 429:
+            reset = parse_retry_after(response.headers.get("x-ratelimit-reset"))
+            retry_after = max(1.0, retry_after_header(response.headers) or reset or 60.0)
+        return error_for_status(self.label, "GET", url if not token else response.url, status, response.reason,
+                                response.headers, hints=hints, retry_after=retry_after)
+
+    def _connection_error(self, original: BaseException, prefix: str) -> ConnectorError:
+        import requests
+
+        if isinstance(original, RetriesExhausted):
+            original = original.cause
+        if isinstance(original, requests.Timeout):
+            return ConnectorError(f"{prefix} timed out after {self.options.timeout:g}s; Reddit may be slow or down "
+                                  "(raise `timeout` if it always is)")
+        return ConnectorError(f"{prefix}: could not connect ({type(original).__name__}); check `base_url`, DNS and the network")
 
     # -- streams -------------------------------------------------------------
     def streams(self) -> list[tuple[str, str, dict[str, Any], float]]:
@@ -313,51 +289,36 @@ class RedditConnector(Connector):
               state: Mapping[str, Any] | None) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
         """New things of one listing, newest first until below the cursor's overlap window."""
         if state and isinstance(state.get("newest_utc"), (int, float)):
-            newest_name, newest_utc = state.get("newest"), float(state["newest_utc"])
-            seen: dict[str, float] = {str(k): float(v) for k, v in (state.get("seen") or {}).items()}
-            boundary = newest_utc - overlap
+            seen = ((str(k), float(v)) for k, v in (state.get("seen") or {}).items())
+            mark = Watermark.resume(float(state["newest_utc"]), overlap, seen, newest_key=state.get("newest"))
         else:
-            newest_name, seen = None, {}
-            boundary = newest_utc = (self.context.current_time() - self.options.first_run_lookback).timestamp()
-        found: list[dict[str, Any]] = []
-        names: set[str] = set()
-        after: str | None = None
-        read = pages = 0
-        reached = False
-        while pages < self.options.max_pages:
-            page = {**params, "limit": self.options.page_size, **({"after": after, "count": read} if after else {})}
-            listing = self._get(path, page, f"listing {key}")
-            pages += 1
-            children, after = self._children(listing, path)
-            for child in children:
-                data = child["data"]
-                read += 1
-                if float(data["created_utc"]) < boundary:
-                    reached = True
-                    break
-                if data["name"] in seen or data["name"] in names:
-                    continue
-                names.add(data["name"])
-                found.append(child)
-            if reached or not after:
-                break
-        note = ""
-        if state and not reached:
-            if after:
-                note = (f"Reddit {key}: stopped after {pages} pages without reaching the last run's position; "
-                        "items in between were skipped (raise `max_pages`)")
-            elif read >= LISTING_REACH - self.options.page_size:
-                note = (f"Reddit {key}: the listing ended ({read} items) before the last run's position; "
-                        "Reddit serves only the newest 1000, older items of the outage were missed")
-        for child in found:
-            data = child["data"]
-            created = float(data["created_utc"])
-            seen[data["name"]] = created
-            if created > newest_utc or newest_name is None:
-                newest_name, newest_utc = data["name"], max(created, newest_utc)
-        floor = newest_utc - overlap
-        kept = sorted(((n, t) for n, t in seen.items() if t >= floor), key=lambda p: p[1], reverse=True)[:MAX_SEEN]
-        return found, {"newest": newest_name, "newest_utc": newest_utc, "seen": dict(kept)}, note
+            mark = Watermark((self.context.current_time() - self.options.first_run_lookback).timestamp())
+
+        listed = 0  # items listed so far: Reddit's `count` parameter
+
+        def page(after: str | None) -> Page[dict[str, Any]]:
+            nonlocal listed
+            query = {**params, "limit": self.options.page_size, **({"after": after, "count": listed} if after else {})}
+            children, following = self._children(self._get(path, query, f"listing {key}"), path)
+            listed += len(children)
+            return Page(children, following)
+
+        caught = page_back(page, mark, key=lambda c: c["data"]["name"], position=lambda c: float(c["data"]["created_utc"]),
+                           max_pages=self.options.max_pages)
+        mark.advance(overlap, MAX_SEEN)
+        return caught.items, {"newest": mark.newest_key, "newest_utc": mark.newest, "seen": mark.seen}, self._gap_note(key, state, caught)
+
+    def _gap_note(self, key: str, state: Mapping[str, Any] | None, caught: CatchUp[Any]) -> str:
+        """What an operator should know when a catch-up did not meet the last run's position."""
+        if not state or caught.reached:
+            return ""
+        if caught.cut:
+            return (f"Reddit {key}: stopped after {caught.pages} pages without reaching the last run's position; "
+                    "items in between were skipped (raise `max_pages`)")
+        if caught.read >= LISTING_REACH - self.options.page_size:
+            return (f"Reddit {key}: the listing ended ({caught.read} items) before the last run's position; "
+                    "Reddit serves only the newest 1000, older items of the outage were missed")
+        return ""
 
     def _children(self, listing: Any, path: str) -> tuple[list[dict[str, Any]], str | None]:
         """The t1/t3 children and `after` of a listing; anything else in their place is an error."""
@@ -404,7 +365,7 @@ class RedditConnector(Connector):
                 answered=True,
                 answered_at=datetime.fromtimestamp(float(first.created_utc), timezone.utc),
                 answered_by=first.author.name,
-                url=WEB + first.permalink,
+                url=_comment_url(first),
             )
         if left:  # comments we were not allowed to load might hold the answer
             return ReplyStatus(answered=None)
@@ -417,14 +378,57 @@ class RedditConnector(Connector):
         self._reddit = None
 
 
+# -- HTTP ------------------------------------------------------------------------------------
+
+
+class RetriesExhausted(Exception):
+    """A connection failure the requestor already retried `retries` times; `cause` is the last one.
+
+    prawcore retries connection errors of its own accord (with sleeps and
+    no public setting for how often); handing it this instead of the
+    original error tells it the request is done for.
+    """
+
+    def __init__(self, cause: BaseException):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _requestor_class(connector: "RedditConnector") -> type:
+    """A prawcore Requestor (praw's documented `requestor_class` seam) that owns timeouts, counting and retries.
+
+    praw 8 passes its own fixed timeout, so `timeout` is enforced here; every
+    attempt is counted for `FetchResult.requests`; 5xx answers and
+    connection errors are retried `retries` times here, and the final
+    outcome is raised in a form prawcore's session does not retry again.
+    """
+    import prawcore
+
+    class Requestor(prawcore.Requestor):
+        def request(self, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+            retries, attempt = connector.options.retries, 0
+            while True:
+                connector.requests += 1
+                try:
+                    response = super().request(*args, timeout=connector.options.timeout, **kwargs)
+                except prawcore.RequestException as exc:
+                    if not isinstance(exc.original_exception, prawcore.Session.RETRY_EXCEPTIONS):
+                        raise
+                    if attempt >= retries:
+                        raise prawcore.RequestException(RetriesExhausted(exc.original_exception), args, kwargs) from None
+                else:
+                    if response.status_code not in prawcore.Session.RETRY_STATUSES:
+                        return response
+                    if attempt >= retries:
+                        failure = prawcore.Session.STATUS_EXCEPTIONS.get(response.status_code, prawcore.ResponseException)
+                        raise failure(response)
+                attempt += 1
+                time.sleep(min(RETRY_PAUSE * 2 ** (attempt - 1), 8.0))
+
+    return Requestor
+
+
 # -- mapping -------------------------------------------------------------------------------
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(1.0, float(value)) if value else None
-    except ValueError:
-        return None
 
 
 def _id36(fullname: str | None, kind: str) -> str:
@@ -455,27 +459,50 @@ def _edited(value: Any) -> str | None:
     return None
 
 
+def rendered_text(rendered: str) -> str:
+    """Plain text of Reddit's HTML rendering of markdown (`selftext_html`, `body_html`, a .rss entry's content).
+
+    Spoilers are text the author wrote, so rules must see them: `>!x!<`
+    renders as a `md-spoiler-text` span (its text stays), the older
+    `[shown](/s "hidden")` as a link whose `title` holds the hidden words.
+    """
+    return html_to_text(rendered, titled_links=SPOILER_LINKS)
+
+
 def _text(markdown: Any, rendered: Any) -> tuple[str, str]:
     """(plain text, state): the HTML rendering read as text; deletion markers become ("", "deleted"/"removed")."""
     raw = str(markdown or "").strip()
     if raw in _BODY_MARKERS:
         return "", _BODY_MARKERS[raw]
     if isinstance(rendered, str) and rendered:
-        return html_to_text(rendered), ""
+        return rendered_text(rendered), ""
     return raw, ""
 
 
 def _permalink(data: Mapping[str, Any]) -> str:
+    """A thing's web address: its `permalink` or inbox `context`, else built from its ids (older listings have neither)."""
     link = str(data.get("permalink") or data.get("context") or "").split("?", 1)[0]
     if link.startswith("/"):
         return WEB + link
     if link.startswith("http"):
         return link
-    sub, name = data.get("subreddit"), str(data.get("name") or "")
+    sub, name = str(data.get("subreddit") or ""), str(data.get("name") or "")
     post = _id36(str(data.get("link_id") or ""), "t3")
     if name.startswith("t1_") and post:
-        return f"{WEB}/r/{sub}/comments/{post}/_/{name[3:]}/"
+        return f"{WEB}{f'/r/{sub}' if sub else ''}/comments/{post}/_/{name[3:]}/"
     return f"{WEB}/comments/{_id36(name, 't3')}/"
+
+
+def _comment_url(comment: Any) -> str:
+    """A praw comment's web address, read from the data it was built from.
+
+    Comments of older listings carry no `permalink`, and praw raises
+    AttributeError for a missing field of an already-fetched comment, so
+    the fields are read from the object's own data (never fetched again).
+    """
+    fields = vars(comment)
+    return _permalink({"permalink": fields.get("permalink"), "name": fields.get("name") or f"t1_{fields.get('id', '')}",
+                       "link_id": fields.get("link_id"), "subreddit": fields.get("subreddit")})
 
 
 def _thread(data: Mapping[str, Any]) -> str | None:

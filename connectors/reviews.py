@@ -17,7 +17,9 @@ The three sites differ in URLs and markup only; everything else lives here:
 * **Paging back.** Pages are read newest first (the sort parameter is in
   the URL, and the order is checked: an ignored sort parameter is an error,
   not silently wrong paging) until a review already seen, or the horizon,
-  turns up, or `max_pages` is used up. The cursor is
+  turns up, or `max_pages` is used up: the shared `paging.page_back`, with
+  the horizon as its floor and a seen id ending the walk after its page.
+  The cursor is
 
       {"newest": iso-time, "seen": [[id, iso-time], ...newest first, at most SEEN_MAX],
        "horizon": iso-time | null, "last_parsed": int, "total": int | null}
@@ -54,16 +56,18 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 from urllib.parse import urljoin, urlsplit
 
-from pydantic import BeforeValidator, Field
+from pydantic import Field
+
+from earful.core import Mention, parse_time, retry_after_header
+from earful.core.durations import Duration
 
 from .base import Connector, ConnectorContext, ConnectorError, FetchResult, ReplyStatus
-from earful.core import Mention
 from .browser import BrowserOptions, BrowserSession, LoadedPage
-from .http import html_to_text, redact_url
-from earful.core import parse_retry_after
+from .http import error_for_status, html_to_text, redact_url
+from .paging import Page, Watermark, page_back
 
 SEEN_MAX = 1000
 SORT_TOLERANCE = timedelta(days=1)  # "newest first" may wobble by a day (edits, time zones)
@@ -172,30 +176,20 @@ EXTRACT_JS = r"""
 PAGE_KEYS = ("card", "next", "empty", "count")
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def _duration(value: Any) -> Any:
-    """"30d", "12h", "2w" -> timedelta; anything else is left to pydantic (seconds, ISO 8601)."""
-    if isinstance(value, str) and (m := _DURATION.match(value)):
-        return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
-    return value
-
-
 # The first run of a review monitor returns only reviews this recent (all it read are remembered),
 # so installing earful on a product with years of reviews does not alert years of reviews.
-Lookback = Annotated[timedelta, BeforeValidator(_duration)]
 DEFAULT_LOOKBACK = timedelta(days=30)
 
 
 def lookback_field() -> Any:
+    """`first_run_lookback` of every review source (sites and app stores): one default, one description."""
     return Field(default=DEFAULT_LOOKBACK, gt=timedelta(0),
                  description="On the first run, only reviews this recent are returned (e.g. 30d, 12h); older ones are remembered.")
 
 
-def within_lookback(when: datetime | None, now: datetime, lookback: timedelta) -> bool:
-    return when is None or when >= now - lookback
+def recent_only(items: Iterable[Any], now: datetime, lookback: timedelta) -> list[Any]:
+    """The reviews (or mentions) of a first run that are recent enough to be returned (undated ones are)."""
+    return [item for item in items if item.created_at is None or item.created_at >= now - lookback]
 
 
 # -- parsed data -----------------------------------------------------------------
@@ -248,29 +242,24 @@ class Embedded:
     has_next: bool | None
 
 
+_DATE_WORDS = re.compile(r"^(?:reviewed|written|posted|updated)\s+(?:on\s+)?", re.I)
+_ORDINAL = re.compile(r"(\d)(st|nd|rd|th)\b")
+_HUMAN_DATES = ("%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%b. %d, %Y", "%m/%d/%Y", "%Y/%m/%d")
+
+
 def parse_when(value: Any) -> datetime | None:
-    """An aware UTC datetime from ISO 8601 ("2024-05-01", "...T10:00:00Z") or "May 1, 2024"."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(float(value), timezone.utc)
-    text = str(value).strip()
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        when = None
-        cleaned = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", re.sub(r"^(?:reviewed|written|posted|updated)\s+(?:on\s+)?", "", text, flags=re.I))
-        for fmt in ("%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%b. %d, %Y", "%m/%d/%Y", "%Y/%m/%d"):
-            try:
-                when = datetime.strptime(cleaned, fmt)
-                break
-            except ValueError:
-                continue
-        if when is None:
-            return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc)
+    """An aware UTC datetime from what review pages show: ISO 8601 or epoch (`earful.core.parse_time`),
+    else a date as people write it ("May 1, 2024", "Reviewed on May 1st, 2024")."""
+    when = parse_time(value)
+    if when is not None or not isinstance(value, str):
+        return when
+    cleaned = _ORDINAL.sub(r"\1", _DATE_WORDS.sub("", value.strip()))
+    for fmt in _HUMAN_DATES:
+        try:
+            return datetime.strptime(cleaned, fmt).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    return None
 
 
 def parse_rating(value: Any, best: Any = None) -> float | None:
@@ -328,9 +317,25 @@ def _name(value: Any) -> str:
 
 
 def json_ld(blocks: Sequence[str | None]) -> tuple[list[Review], Aggregate]:
-    """Reviews and the aggregate rating from a page's JSON-LD blocks; broken blocks are skipped."""
+    """Reviews and the aggregate rating from a page's JSON-LD blocks; broken blocks are skipped.
+
+    Of several aggregates (a product and its category, say), the one that counts the most reviews wins.
+    """
     reviews: list[Review] = []
     aggregate = Aggregate()
+    for node in _nodes(blocks):
+        kinds = _types(node)
+        if "Review" in kinds:
+            reviews.append(_ld_review(node))
+        elif "AggregateRating" in kinds or isinstance(node.get("aggregateRating"), dict):
+            found = _ld_aggregate(node, kinds)
+            if aggregate.count is None or (found.count or 0) > (aggregate.count or 0):
+                aggregate = replace(found, name=found.name or aggregate.name)
+    return reviews, aggregate
+
+
+def _nodes(blocks: Sequence[str | None]) -> Iterable[Mapping[str, Any]]:
+    """Every JSON object in the blocks that parse, each once."""
     seen_nodes: set[int] = set()
     for block in blocks:
         try:
@@ -338,33 +343,35 @@ def json_ld(blocks: Sequence[str | None]) -> tuple[list[Review], Aggregate]:
         except ValueError:
             continue
         for node in _walk(data):
-            if id(node) in seen_nodes:
-                continue
-            seen_nodes.add(id(node))
-            kinds = _types(node)
-            if "Review" in kinds:
-                rating = node.get("reviewRating") if isinstance(node.get("reviewRating"), dict) else {}
-                reviews.append(Review(
-                    id=str(node.get("@id") or node.get("identifier") or ""),
-                    url=str(node.get("url") or ""),
-                    author=_name(node.get("author")),
-                    rating=parse_rating(rating.get("ratingValue"), rating.get("bestRating")),
-                    title=clean_text(node.get("name") or node.get("headline")),
-                    text=clean_text(node.get("reviewBody") or node.get("description")),
-                    created_at=parse_when(node.get("datePublished") or node.get("dateCreated")),
-                    language=str(node.get("inLanguage")) if node.get("inLanguage") else None,
-                ))
-            elif "AggregateRating" in kinds or isinstance(node.get("aggregateRating"), dict):
-                agg = node if "AggregateRating" in kinds else node["aggregateRating"]
-                count = agg.get("reviewCount", agg.get("ratingCount"))
-                try:
-                    number = int(str(count).replace(",", "")) if count not in (None, "") else None
-                except ValueError:
-                    number = None
-                name = _name(node.get("name")) if "AggregateRating" not in kinds else _name(agg.get("itemReviewed"))
-                if aggregate.count is None or (number or 0) > (aggregate.count or 0):
-                    aggregate = Aggregate(number, parse_rating(agg.get("ratingValue"), agg.get("bestRating")), name or aggregate.name)
-    return reviews, aggregate
+            if id(node) not in seen_nodes:
+                seen_nodes.add(id(node))
+                yield node
+
+
+def _ld_review(node: Mapping[str, Any]) -> Review:
+    rating = node.get("reviewRating") if isinstance(node.get("reviewRating"), dict) else {}
+    return Review(
+        id=str(node.get("@id") or node.get("identifier") or ""),
+        url=str(node.get("url") or ""),
+        author=_name(node.get("author")),
+        rating=parse_rating(rating.get("ratingValue"), rating.get("bestRating")),
+        title=clean_text(node.get("name") or node.get("headline")),
+        text=clean_text(node.get("reviewBody") or node.get("description")),
+        created_at=parse_when(node.get("datePublished") or node.get("dateCreated")),
+        language=str(node.get("inLanguage")) if node.get("inLanguage") else None,
+    )
+
+
+def _ld_aggregate(node: Mapping[str, Any], kinds: set[str]) -> Aggregate:
+    """An `AggregateRating` node, or the `aggregateRating` of the thing it rates."""
+    agg = node if "AggregateRating" in kinds else node["aggregateRating"]
+    count = agg.get("reviewCount", agg.get("ratingCount"))
+    try:
+        number = int(str(count).replace(",", "")) if count not in (None, "") else None
+    except ValueError:
+        number = None
+    name = _name(node.get("name")) if "AggregateRating" not in kinds else _name(agg.get("itemReviewed"))
+    return Aggregate(number, parse_rating(agg.get("ratingValue"), agg.get("bestRating")), name)
 
 
 def merge(dom: list[Review], structured: list[Review]) -> list[Review]:
@@ -465,14 +472,10 @@ class ReviewCursor:
             "total": self.total,
         }
 
-    def is_new(self, review: Review) -> bool:
-        if review.id in self.seen:
-            return False
-        return self.horizon is None or review.created_at is None or review.created_at > self.horizon
-
-    def reached(self, review: Review) -> bool:
-        """True once the walk is back at what earlier runs read."""
-        return not self.is_new(review)
+    def watermark(self) -> Watermark:
+        """Where the walk back stops: reviews at or before the horizon are history, seen ids are not new."""
+        floor = self.horizon + timedelta(microseconds=1) if self.horizon else datetime.min.replace(tzinfo=timezone.utc)
+        return Watermark(floor, dict(self.seen))
 
     def remember(self, reviews: Sequence[Review]) -> None:
         """Add `reviews` (any order), keep the newest SEEN_MAX, move the horizon past what is dropped."""
@@ -492,7 +495,7 @@ class ReviewSiteOptions(BrowserOptions):
     product: str = Field(description="The product on this site (see the connector's docs).")
     max_pages: int = Field(default=10, ge=1, le=200, description="Pages read at most per run when catching up.")
     first_run_pages: int = Field(default=1, ge=1, le=50, description="Pages read on the very first run.")
-    first_run_lookback: Lookback = lookback_field()
+    first_run_lookback: Duration = lookback_field()
 
 
 class ReviewSiteConnector(Connector):
@@ -546,50 +549,45 @@ class ReviewSiteConnector(Connector):
         state = ReviewCursor.load(cursor)
         first_run = cursor is None
         budget = self.options.first_run_pages if first_run else self.options.max_pages
-        read: list[Review] = []
-        new: list[Review] = []
-        notes: list[str] = []
-        reached = False
-        has_next = False
-        first: ParsedPage | None = None
+        pages: list[ParsedPage] = []
         with self._session() as session:
-            for number in range(1, budget + 1):
-                if number > 1 and self.options.page_delay:
-                    time.sleep(self.options.page_delay)
-                page = self._read(session, number, state)
-                if first is None:
-                    self._check_ids_known(page, state)
-                first = first or page
-                read.extend(page.reviews)
-                for review in page.reviews:
-                    if state.reached(review):
-                        reached = True
-                    elif all(review.id != r.id for r in new):
-                        new.append(review)
-                has_next = page.has_next
-                if reached or not has_next:
-                    break
+            catch_up = page_back(lambda number: self._walk_page(session, number or 1, state, pages), state.watermark(),
+                                 key=lambda r: r.id, position=_position, max_pages=budget)
             requests = session.count
-        assert first is not None
-        if has_next and not reached:
-            oldest = min((r.created_at for r in read if r.created_at), default=None)
-            if oldest is not None:
-                state.horizon = max(state.horizon, oldest) if state.horizon else oldest
-            if not first_run:
-                notes.append(
-                    f"{self.display}: read {budget} page(s) without reaching the last seen review; "
-                    f"reviews older than {oldest.isoformat() if oldest else 'those'} were skipped (raise `max_pages`)"
-                )
+        read = [review for page in pages for review in page.reviews]
+        notes = self._cut_short(state, read, budget, first_run) if catch_up.cut else []
         state.remember(read)
-        state.last_parsed = len(first.reviews)
-        state.total = first.aggregate.count if first.aggregate.count is not None else state.total
+        state.last_parsed = len(pages[0].reviews)
+        state.total = pages[0].aggregate.count if pages[0].aggregate.count is not None else state.total
+        new = catch_up.items
         if first_run:
-            now = self.context.current_time()
-            new = [r for r in new if within_lookback(r.created_at, now, self.options.first_run_lookback)]
+            new = recent_only(new, self.context.current_time(), self.options.first_run_lookback)
         brands = self.context.brand_names(self.name)
         # Oldest first; reviews of the same date keep the page's order (read backwards).
         mentions = [self.mention(r, brands) for r in sorted(reversed(new), key=_oldest_first)]
         return FetchResult(mentions=mentions, cursor=state.dump(), requests=requests, notes=notes)
+
+    def _walk_page(self, session: BrowserSession, number: int, state: ReviewCursor, pages: list[ParsedPage]) -> Page[Review]:
+        """Page `number` of the newest-first walk (kept in `pages`); a review already seen ends the walk after its page."""
+        if number > 1 and self.options.page_delay:
+            time.sleep(self.options.page_delay)
+        page = self._read(session, number, state)
+        if number == 1:
+            self._check_ids_known(page, state)
+        pages.append(page)
+        back_at_seen = any(review.id in state.seen for review in page.reviews)
+        return Page(page.reviews, number + 1 if page.has_next and not back_at_seen else None)
+
+    def _cut_short(self, state: ReviewCursor, read: list[Review], budget: int, first_run: bool) -> list[str]:
+        """`max_pages` ended the walk before the last seen review: what was not read becomes history
+        (the horizon moves to the oldest review read), and a catch-up says so in a note."""
+        oldest = min((r.created_at for r in read if r.created_at), default=None)
+        if oldest is not None:
+            state.horizon = max(state.horizon, oldest) if state.horizon else oldest
+        if first_run:
+            return []
+        return [f"{self.display}: read {budget} page(s) without reaching the last seen review; "
+                f"reviews older than {oldest.isoformat() if oldest else 'those'} were skipped (raise `max_pages`)"]
 
     def replies(self, mention: Mention) -> ReplyStatus:
         """Re-read the newest pages until the review turns up; its vendor-response block is the answer.
@@ -601,26 +599,13 @@ class ReviewSiteConnector(Connector):
         """
         if mention.source != self.name:
             return ReplyStatus(answered=None)
-        session: BrowserSession | None = None
+        sessions: list[BrowserSession] = []  # opened only when a page is not in `self._pages`
         try:
             for number in range(1, self.options.max_pages + 1):
-                page = self._pages.get(number)
-                if page is None:
-                    if session is None:
-                        session = self._session()
-                    elif self.options.page_delay:
-                        time.sleep(self.options.page_delay)
-                    page = self._read(session, number, ReviewCursor())
-                for review in page.reviews:
-                    if review.id == mention.external_id:
-                        if review.replied is None:
-                            return ReplyStatus(answered=None)
-                        return ReplyStatus(
-                            answered=review.replied,
-                            answered_at=review.reply_at if review.replied else None,
-                            answered_by=(review.reply_by or self.product_name or None) if review.replied else None,
-                            url=mention.url or None,
-                        )
+                page = self._page_for_replies(number, sessions)
+                review = next((r for r in page.reviews if r.id == mention.external_id), None)
+                if review is not None:
+                    return self._reply_status(review, mention)
                 dates = [r.created_at for r in page.reviews if r.created_at]
                 older = mention.created_at and dates and min(dates) < mention.created_at - SORT_TOLERANCE
                 if older or not page.has_next:
@@ -628,9 +613,28 @@ class ReviewSiteConnector(Connector):
         except ConnectorError:
             return ReplyStatus(answered=None)
         finally:
-            if session is not None:
+            for session in sessions:
                 session.close()
         return ReplyStatus(answered=None)
+
+    def _page_for_replies(self, number: int, sessions: list[BrowserSession]) -> ParsedPage:
+        """Page `number`, from this run's pages when read already, else through the (one) session in `sessions`."""
+        page = self._pages.get(number)
+        if page is not None:
+            return page
+        if not sessions:
+            sessions.append(self._session())
+        elif self.options.page_delay:
+            time.sleep(self.options.page_delay)
+        return self._read(sessions[0], number, ReviewCursor())
+
+    def _reply_status(self, review: Review, mention: Mention) -> ReplyStatus:
+        if review.replied is None:
+            return ReplyStatus(answered=None)
+        if not review.replied:
+            return ReplyStatus(answered=False, url=mention.url or None)
+        return ReplyStatus(answered=True, answered_at=review.reply_at, answered_by=review.reply_by or self.product_name or None,
+                           url=mention.url or None)
 
     # -- one page ----------------------------------------------------------------
     def _session(self) -> BrowserSession:
@@ -673,23 +677,26 @@ class ReviewSiteConnector(Connector):
     def _check_status(self, page: LoadedPage) -> None:
         """HTTP-level failures of the review page itself (before parsing)."""
         status = page.status or 0
-        shown = redact_url(page.url)
         if status == 429:
-            retry = parse_retry_after(page.headers.get("retry-after"))
-            raise ConnectorError(
-                f"{self.label}: {self.display} rate-limited earful at {shown} (HTTP 429); "
-                f"earful will come back later (Retry-After: {(retry if retry is not None else DEFAULT_RETRY_AFTER):g}s)",
-                retry_after=retry if retry is not None else DEFAULT_RETRY_AFTER,
-                status=429,
-            )
+            raise self._status_error(page)
         if page.headers.get("cf-mitigated") == "challenge":
-            raise self._bot_error(shown, "a Cloudflare challenge (cf-mitigated: challenge)", status)
+            raise self._bot_error(redact_url(page.url), "a Cloudflare challenge (cf-mitigated: challenge)", status)
         if status == 404:
-            raise ConnectorError(
-                f"{self.label}: {shown} answered HTTP 404; check `product` ({self.options.product!r}) "
-                f"against the product's {self.display} URL",
-                status=404,
-            )
+            raise self._status_error(page)
+
+    def _status_error(self, page: LoadedPage) -> ConnectorError:
+        """The shared HTTP error, with what to do about this site."""
+        status = page.status or 0
+        refused = f"{self.display} refuses this client (bot protection?): try later, another `proxy` or `user_agent`"
+        hints = {
+            429: f"{self.display} rate-limited earful; earful will come back later",
+            404: f"check `product` ({self.options.product!r}) against the product's {self.display} URL",
+            401: refused,
+            403: refused,
+        }
+        asked = retry_after_header(page.headers)
+        waits = DEFAULT_RETRY_AFTER if status == 429 and asked is None else None
+        return error_for_status(self.label, "GET", page.url, status, None, page.headers, hints=hints, retry_after=waits)
 
     def check_health(self, page: ParsedPage, loaded: LoadedPage, number: int, state: ReviewCursor) -> None:
         data = loaded.data or {}
@@ -700,10 +707,7 @@ class ReviewSiteConnector(Connector):
                 what = f'"{data["botTitle"]}" page' if data.get("botTitle") else f"a challenge element ({data['botMarker']})"
                 raise self._bot_error(shown, what, status)
         if status >= 400:
-            hint = ("server error on their side, earful retries on the next run" if status >= 500 else
-                    f"{self.display} refuses this client (bot protection?): try later, another `proxy` or `user_agent`"
-                    if status in (401, 403) else "check `product` and `base_url`")
-            raise ConnectorError(f"{self.label}: {shown} answered HTTP {status}; {hint}", status=status)
+            raise self._status_error(loaded)
         if not page.reviews:
             self._check_empty(page, data, number, state, shown)
             return
@@ -823,6 +827,14 @@ class ReviewSiteConnector(Connector):
 
 
 _FIELD_WORDS = {"id": "review id", "created_at": "date", "rating": "rating"}
+
+
+_UNDATED = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def _position(review: Review) -> datetime:
+    """Where a review sits in the walk; one without a date is new unless its id was seen."""
+    return review.created_at or _UNDATED
 
 
 def _oldest_first(review: Review) -> datetime:

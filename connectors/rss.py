@@ -16,9 +16,19 @@ while `url` stays the article's canonical address so the store can cluster
 the two.
 
 Source quirks handled here: Google Alerts wraps links in a google.com/url
-redirect and bolds the query; Reddit prefixes authors with /u/ and appends
-a "submitted by ... [link] [comments]" footer; Mastodon tag feeds have no
-title and no author; some servers send a newline before `<?xml`.
+redirect and bolds the query; FeedBurner's links go through
+feedproxy.google.com, with the article's address in `feedburner:origLink`;
+Mastodon tag feeds have no title and no author; some servers send a newline
+before `<?xml`.
+
+Reddit serves its listings in three shapes over the years, all recognised
+as Reddit: today's Atom (`<id>t3_x</id>`, `label="r/sub"`, author
+`/u/name`), the 2016 Atom (the same with a leading slash: `/t3_x`,
+`label="/r/sub"`), and the older RSS 2.0 (the author only inside the
+"submitted by" link, `<guid>` the permalink). Each appends a "submitted by
+... [link] [N comments]" footer, which is cut from the text; the subreddit
+("r/sub", as the reddit connector's `site`) comes from the label or the
+permalink, the author from `/u/name` or the footer's user link.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from pydantic import Field, model_validator
@@ -34,6 +44,7 @@ from pydantic import Field, model_validator
 from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult
 from earful.core import Mention
 from .http import HttpClient, html_to_text, redact_url
+from .reddit import rendered_text
 
 if TYPE_CHECKING:
     import requests
@@ -41,7 +52,11 @@ if TYPE_CHECKING:
 SEEN_PER_FEED = 500
 ACCEPT = "application/atom+xml, application/rss+xml, application/rdf+xml;q=0.9, application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5"
 
-_REDDIT_FOOTER = re.compile(r"(?:\s|&#32;)*submitted by(?:\s|&#32;)*<a href=\"[^\"]*/user/.*\Z", re.S)
+_REDDIT_FOOTER = re.compile(
+    r"(?:\s|&#32;)*submitted by(?:\s|&#32;)*<a href=\"[^\"]*/user/(?P<user>[^\"/?#]+)/?\".*\Z", re.S)
+_REDDIT_FULLNAME = re.compile(r"^/?(t[13]_[0-9a-z]+)$")
+_REDDIT_PERMALINK = re.compile(r"^/r/(?P<sub>\w+)/comments/(?P<post>[0-9a-z]+)(?:/[^/]*(?:/(?P<comment>[0-9a-z]+))?)?/?$")
+_SUBREDDIT_LABEL = re.compile(r"^/?(r/\w+)$")
 _MASTODON_STATUS = re.compile(r"^/@([\w.]+)/\d+$")
 
 
@@ -188,20 +203,14 @@ def entry_mention(feed: str, channel: Mapping[str, Any], entry: Mapping[str, Any
     """Map one feedparser entry of `feed` to a Mention."""
     title = _detail_text(entry.get("title_detail"), entry.get("title"))
     body = _body(entry)
-    identity = entry.get("id") or entry.get("link") or "sha256:" + _digest(title + "\n" + (body.get("value") or ""), 32)
-    link = _unwrap_redirect(urljoin(feed, entry["link"])) if entry.get("link") else ""
-    labels = [t.get("label") or "" for t in entry.get("tags") or []]
-    subreddit = next((label for label in labels if label.startswith("r/")), "")
-    reddit = bool(subreddit) or identity.startswith(("t1_", "t3_"))
-    author = (entry.get("author") or "").strip()
+    identity = _identity(entry, title, body)
+    link = _item_url(feed, entry)
+    reddit = _reddit_origin(entry, identity, link)
+    footer_user = ""
     if reddit:
-        author = author.removeprefix("/u/")
-        body = {**body, "value": _REDDIT_FOOTER.sub("", body.get("value") or "")}
-    host = (urlsplit(link).hostname or "").removeprefix("www.")
-    if not author:
-        status = _MASTODON_STATUS.match(urlsplit(link).path)
-        author = status.group(1) if status else ""
-    language = (body.get("language") or (entry.get("title_detail") or {}).get("language") or channel.get("language")) or None
+        body, footer_user = _cut_reddit_footer(body)
+    author = _author(entry, link, reddit is not None) or footer_user
+    subreddit, fullname = reddit or ("", "")
     return Mention(
         source="rss",
         external_id=_digest(f"{feed}\n{identity}", 20),
@@ -209,13 +218,78 @@ def entry_mention(feed: str, channel: Mapping[str, Any], entry: Mapping[str, Any
         author=author,
         author_is_brand=bool(author) and author.lower().lstrip("@") in brands,
         title=title,
-        text=_detail_text(body, body.get("value")),
+        text=_detail_text(body, body.get("value"), reader=rendered_text if reddit else html_to_text),
         created_at=_utc(entry.get("published_parsed") or entry.get("updated_parsed")),
-        kind="comment" if identity.startswith("t1_") else "post",
-        language=language,
-        site=subreddit or host,
+        kind="comment" if fullname.startswith("t1_") else "post",
+        language=_language(channel, entry, body),
+        site=subreddit or (urlsplit(link).hostname or "").removeprefix("www."),
         raw={"feed": feed, "id": identity, "tags": [t.get("term") for t in entry.get("tags") or [] if t.get("term")]},
     )
+
+
+def _item_url(feed: str, entry: Mapping[str, Any]) -> str:
+    """The article's own address: FeedBurner's `origLink` over its feedproxy link, Google's redirects unwrapped."""
+    original = str(entry.get("feedburner_origlink") or "").strip()
+    if urlsplit(original).scheme in ("http", "https"):
+        return original
+    return _unwrap_redirect(urljoin(feed, entry["link"])) if entry.get("link") else ""
+
+
+def _identity(entry: Mapping[str, Any], title: str, body: Mapping[str, Any]) -> str:
+    """The entry's own id, else its link, else a hash of its words (some feeds give neither)."""
+    return entry.get("id") or entry.get("link") or "sha256:" + _digest(title + "\n" + (body.get("value") or ""), 32)
+
+
+def _reddit_origin(entry: Mapping[str, Any], identity: str, link: str) -> tuple[str, str] | None:
+    """(subreddit as "r/name", fullname) of a Reddit entry, either "" when its shape does not say; None elsewhere.
+
+    The category label (`r/sub` or `/r/sub`) and the entry id (`t3_x` or
+    `/t3_x`) mark the Atom shapes; a reddit.com permalink as the link marks
+    the RSS 2.0 one and gives both values where the others are missing.
+    """
+    labels = (_SUBREDDIT_LABEL.match((tag.get("label") or "").strip()) for tag in entry.get("tags") or [])
+    subreddit = next((label.group(1) for label in labels if label), "")
+    own_id = _REDDIT_FULLNAME.match(identity.strip())
+    fullname = own_id.group(1) if own_id else ""
+    from_link = _reddit_permalink(link)
+    if from_link:
+        subreddit, fullname = subreddit or from_link[0], fullname or from_link[1]
+    return (subreddit, fullname) if subreddit or fullname else None
+
+
+def _reddit_permalink(link: str) -> tuple[str, str] | None:
+    """(subreddit, fullname) named by a reddit.com post or comment permalink; None for any other link."""
+    parts = urlsplit(link)
+    found = _REDDIT_PERMALINK.match(parts.path) if (parts.hostname or "").endswith("reddit.com") else None
+    if not found:
+        return None
+    comment = found.group("comment")
+    return f"r/{found.group('sub')}", f"t1_{comment}" if comment else f"t3_{found.group('post')}"
+
+
+def _cut_reddit_footer(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
+    """The body without Reddit's "submitted by ... [link] [N comments]" footer, and the user its link names."""
+    value = body.get("value") or ""
+    footer = _REDDIT_FOOTER.search(value)
+    if not footer:
+        return body, ""
+    return {**body, "value": value[: footer.start()]}, footer.group("user")
+
+
+def _author(entry: Mapping[str, Any], link: str, reddit: bool) -> str:
+    """The entry's author: Reddit's without its /u/ prefix; Mastodon tag feeds name none, the status URL does."""
+    author = (entry.get("author") or "").strip()
+    if reddit:
+        author = re.sub(r"^/?u/", "", author)
+    if author:
+        return author
+    status = _MASTODON_STATUS.match(urlsplit(link).path)
+    return status.group(1) if status else ""
+
+
+def _language(channel: Mapping[str, Any], entry: Mapping[str, Any], body: Mapping[str, Any]) -> str | None:
+    """The most specific language given: the body's, the title's, else the feed's."""
+    return (body.get("language") or (entry.get("title_detail") or {}).get("language") or channel.get("language")) or None
 
 
 def _body(entry: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -233,10 +307,12 @@ def _body(entry: Mapping[str, Any]) -> Mapping[str, Any]:
     return summary or {"type": "text/plain", "value": ""}
 
 
-def _detail_text(detail: Mapping[str, Any] | None, fallback: str | None) -> str:
+def _detail_text(detail: Mapping[str, Any] | None, fallback: str | None,
+                 reader: Callable[[str], str] = html_to_text) -> str:
+    """Plain text of a feedparser text construct; `reader` turns its HTML into text."""
     value = (detail or {}).get("value", fallback) or ""
     if "html" in ((detail or {}).get("type") or "text/html"):
-        return html_to_text(value)
+        return reader(value)
     return re.sub(r"\s+", " ", value).strip()
 
 

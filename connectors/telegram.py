@@ -55,6 +55,17 @@ Conflict; remove it with `deleteWebhook`), and only one program may poll
 it. `chats` restricts the monitor to some chats: ids (`-1001234567890`) or
 public usernames (`@acme_users`).
 
+Forwards. A message forwarded into a watched chat keeps where it came
+from: Bot API 7's `forward_origin` (`user`, `hidden_user`, `chat` or
+`channel`, with the original date, message id and signature) or, from
+older servers, `forward_from` / `forward_sender_name` / `forward_from_chat`
+/ `forward_date`. Both become `raw["forward_origin"]` (`type`, `name`,
+`username`, `id`, `message_id`, `author_signature`, `date`, `url`) and a
+readable line added to the title ("Acme CRM Users · Forwarded from Acme
+Support (channel @acme_support)"): the title is context, so the origin's
+name never counts as words the forwarder wrote. A channel post's automatic
+copy in its discussion group is the post itself, not a forward.
+
 Not covered: deletions (the Bot API does not report them); messages sent
 before the bot joined.
 
@@ -67,13 +78,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, Mapping
+from typing import Any, Iterable, Iterator, Literal, Mapping
 
 from pydantic import Field, SecretStr, field_validator
 
 from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
-from earful.core import Mention
-from .graph import duration
+from earful.core import Mention, retry_after_header
+from earful.core.durations import Duration
 from .http import HttpClient
 
 SOURCE = "telegram"
@@ -83,6 +94,7 @@ ALL_KINDS: tuple[str, ...] = ("message", "edited_message", "channel_post", "edit
 TOKEN_ADVICE = ("check TELEGRAM_BOT_TOKEN: @BotFather shows the bot's token with /token "
                 "(and /revoke makes a new one, which invalidates the old)")
 RETENTION = 86400  # seconds Telegram keeps unconfirmed updates
+RATE_LIMIT_WAIT = 60.0  # seconds, when a 429 says no wait of its own
 _MEDIA = ("photo", "video", "document", "sticker", "voice", "audio", "animation", "video_note", "story", "poll", "location", "contact")
 
 
@@ -92,13 +104,9 @@ class TelegramOptions(ConnectorOptions):
     updates: list[UpdateKind] = Field(default_factory=lambda: list(ALL_KINDS), description="Update types to read.")
     limit: int = Field(default=100, ge=1, le=100, description="Updates per run (Telegram's maximum is 100).")
     reply_memory: int = Field(default=5000, ge=10, le=100_000, description="Brand replies remembered for replies().")
-    first_run_lookback: timedelta = Field(default=timedelta(days=1), gt=timedelta(0),
+    first_run_lookback: Duration = Field(default=timedelta(days=1), gt=timedelta(0),
                                           description="On the first run, older messages are read but not returned.")
 
-    @field_validator("first_run_lookback", mode="before")
-    @classmethod
-    def _durations(cls, value: Any) -> Any:
-        return duration(value)
 
     @field_validator("bot_token")
     @classmethod
@@ -152,49 +160,18 @@ class TelegramConnector(Connector):
         return text.replace(self._token, "<token>").replace(self._token.split(":", 1)[-1], "<token>")
 
     def _call(self, method: str, params: Mapping[str, Any]) -> Any:
-        """A Bot API call; the token is in the URL path, so every message is scrubbed of it."""
+        """A Bot API call's `result`; the token is in the URL path, so every message is scrubbed of it."""
         try:
             response = self.http.get(f"{self.api}/{method}", params=params, accept=tuple(range(400, 600)))
         except ConnectorError as exc:
             raise ConnectorError(self._redact(str(exc)), retry_after=exc.retry_after, status=exc.status) from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
         where = f"{self.label}: {method}"
-        if not isinstance(body, dict) or "ok" not in body:
-            raise ConnectorError(
-                f"{where} answered HTTP {response.status_code} with a body that is not a Bot API answer "
-                f"({response.headers.get('Content-Type', 'no content-type')}, {len(response.content)} bytes); "
-                "check `base_url` and any proxy in between", status=response.status_code)
+        body = _bot_answer(where, response)
         if body.get("ok") is True and response.status_code < 400:
             return body.get("result")
         code = body.get("error_code") if isinstance(body.get("error_code"), int) else response.status_code
         description = self._redact(str(body.get("description") or ""))[:300]
-        said = f" [Telegram: {description}]" if description else ""
-        if code in (401, 404):
-            raise ConnectorError(f"{where}: Telegram rejected the bot token ({code} {description or 'Unauthorized'}); {TOKEN_ADVICE}",
-                                 status=code)
-        if code == 409:
-            if "webhook" in description.lower():
-                advice = ("a webhook is set for this bot, and getUpdates does not work while one is active: remove it "
-                          "with deleteWebhook, or give earful its own bot")
-            else:
-                advice = ("another program is polling this bot with getUpdates (only one poller per bot is possible): "
-                          "stop the other one, or give earful its own bot")
-            raise ConnectorError(f"{where}: 409 Conflict: {advice}{said}", status=code)
-        if code == 429:
-            parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
-            wait = parameters.get("retry_after")
-            if not isinstance(wait, (int, float)):
-                try:
-                    wait = float(response.headers.get("Retry-After") or 60)
-                except ValueError:
-                    wait = 60.0
-            raise ConnectorError(f"{where}: rate limited by Telegram; retry after {wait:g}s{said}", retry_after=float(wait), status=code)
-        if code >= 500:
-            raise ConnectorError(f"{where}: Telegram had a server error ({code}); earful retries on the next run{said}", status=code)
-        raise ConnectorError(f"{where}: Telegram refused the request ({code}){said}", status=code)
+        raise _refusal(where, code, description, _rate_limit_wait(body, response.headers))
 
     def _updates(self, offset: int | None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"timeout": 0, "limit": self.options.limit, "allowed_updates": json.dumps(list(self.options.updates))}
@@ -208,44 +185,52 @@ class TelegramConnector(Connector):
     # -- fetch ---------------------------------------------------------------------------
     def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
         state = cursor if isinstance(cursor, dict) else {}
-        offset = state.get("offset") if isinstance(state.get("offset"), int) else None
+        offset = _int(state.get("offset"))
         now = self.context.current_time()
         before = self.http.count
         updates = self._updates(offset)
         replies = {k: dict(v) for k, v in (state.get("replies") or {}).items() if isinstance(v, dict)}
-        horizon = state.get("horizon") if isinstance(state.get("horizon"), int) else None
+        horizon = _int(state.get("horizon"))
         if horizon is None:  # first run: the map is complete from the first update on
-            dates = [_message(u)[1].get("date") for u in updates if _message(u)[1]]
-            horizon = min([d for d in dates if isinstance(d, int)] + [int(now.timestamp())])
+            horizon = _first_date(updates, now)
+        watched = list(self._watched_messages(updates))
+        for _, _, message in watched:
+            self._remember_reply(message, replies)
         oldest_wanted = int((now - self.options.first_run_lookback).timestamp()) if offset is None else None
+        mentions = self._mentions(watched, replies, oldest_wanted)
+        next_cursor: dict[str, Any] = {"offset": updates[-1]["update_id"] + 1 if updates else offset,
+                                       "horizon": self._bound(replies, horizon), "replies": replies}
+        self._memory = next_cursor
+        self._shared()["cursor"] = next_cursor  # for this run's reply checks, made by another instance
+        return FetchResult(mentions=mentions, cursor=next_cursor, requests=self.http.count - before,
+                           notes=self._backlog_notes(updates))
 
-        found: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
+    def _watched_messages(self, updates: Iterable[Mapping[str, Any]]) -> Iterator[tuple[Mapping[str, Any], str, dict[str, Any]]]:
+        """(update, update kind, message) of each update from a watched chat; the rest are skipped and confirmed."""
         for update in updates:
             kind, message = _message(update)
-            if not message or not self._watched(message.get("chat") or {}):
-                continue
-            self._remember_reply(message, replies)
-            found.append((update, kind, message))
+            if message and self._watched(message.get("chat") or {}):
+                yield update, kind, message
+
+    def _mentions(self, watched: list[tuple[Mapping[str, Any], str, dict[str, Any]]], replies: Mapping[str, Any],
+                  oldest_wanted: int | None) -> list[Mention]:
+        """One mention per message: an edit in the same batch replaces the text; a channel post and its
+        automatic copy in the discussion group are the same post. Messages before `oldest_wanted` are left out."""
         mentions: dict[str, Mention] = {}
-        for update, kind, message in found:
+        for update, kind, message in watched:
             if oldest_wanted is not None and isinstance(message.get("date"), int) and message["date"] < oldest_wanted:
                 continue
             mention = self._mention(update, kind, message, replies)
             if mention is not None:
-                # One mention per message: an edit in the same batch replaces the text; a channel post and
-                # its automatic copy in the discussion group are the same post.
                 first = mentions.get(mention.external_id)
                 mentions[mention.external_id] = mention if first is None or kind.startswith("edited_") else first
-        horizon = self._bound(replies, horizon)
-        notes = []
-        if len(updates) >= self.options.limit:
-            notes.append(f"Telegram: {len(updates)} updates read, more are waiting; they are read on the next runs "
-                         "(Telegram keeps unconfirmed updates for 24 hours)")
-        next_offset = updates[-1]["update_id"] + 1 if updates else offset
-        next_cursor: dict[str, Any] = {"offset": next_offset, "horizon": horizon, "replies": replies}
-        self._memory = next_cursor
-        self._shared()["cursor"] = next_cursor  # for this run's reply checks, made by another instance
-        return FetchResult(mentions=list(mentions.values()), cursor=next_cursor, requests=self.http.count - before, notes=notes)
+        return list(mentions.values())
+
+    def _backlog_notes(self, updates: list[dict[str, Any]]) -> list[str]:
+        if len(updates) < self.options.limit:
+            return []
+        return [f"Telegram: {len(updates)} updates read, more are waiting; they are read on the next runs "
+                "(Telegram keeps unconfirmed updates for 24 hours)"]
 
     def _shared(self) -> dict[str, Any]:
         """This monitor's slot in the run's shared resources: the reply re-check of the same run builds its own
@@ -277,7 +262,7 @@ class TelegramConnector(Connector):
             return
         chat = message.get("chat") or {}
         entry = {"t": parent.get("date"), "at": message.get("date"), "by": _author(message),
-                 "url": message_url(chat, message.get("message_id"), message.get("message_thread_id") if message.get("is_topic_message") else None)}
+                 "url": message_url(chat, message.get("message_id"), _topic(message))}
         # A reply to a channel post's copy in the discussion group answers the channel post itself.
         for key in {identity(parent), message_key(chat.get("id"), parent.get("message_id"))}:
             current = replies.get(key)
@@ -295,61 +280,31 @@ class TelegramConnector(Connector):
 
     # -- mapping ------------------------------------------------------------------------------
     def _mention(self, update: Mapping[str, Any], kind: str, message: Mapping[str, Any], replies: Mapping[str, Any]) -> Mention | None:
-        chat = message.get("chat") or {}
-        text = str(message.get("text") or message.get("caption") or "").strip()
         is_brand = self._is_brand(message)
-        parent = message.get("reply_to_message") if isinstance(message.get("reply_to_message"), dict) else None
-        if parent is not None and _is_topic_root(message):
-            parent = None
-        if not text:
-            media = next((m for m in _MEDIA if m in message), None)
-            if media is None or not (is_brand and parent):  # service messages, and media without words, are not mentions
-                return None
-            text = f"[{media}]"
+        parent = _parent(message)
+        text = _words(message, is_brand and bool(parent))
+        if text is None:
+            return None
         key = identity(message)
-        thread = message.get("message_thread_id")
-        if kind in ("channel_post", "edited_channel_post") or message.get("is_automatic_forward"):
-            mention_kind = "post"
-        elif parent is not None and parent.get("is_automatic_forward"):
-            mention_kind = "comment"
-        elif parent is not None:
-            mention_kind = "reply"
-        else:
-            mention_kind = "message"
-        parent_key = identity(parent) if parent is not None else None
-        if parent is not None and parent.get("is_automatic_forward") and thread == parent.get("message_id"):
-            thread_id = parent_key  # comments under a channel post: one thread with the post
-        elif thread is not None:
-            thread_id = message_key(chat.get("id"), thread)
-        else:
-            thread_id = parent_key or key
+        chat = message.get("chat") or {}
         origin_chat = _origin_chat(message) or chat
         answer = None if is_brand else replies.get(key)
+        forwarded = forward_origin(message)
         return Mention(
             source=SOURCE,
             external_id=key,
-            url=message_url(origin_chat, key.rsplit(":", 1)[-1], thread if message.get("is_topic_message") else None),
+            url=message_url(origin_chat, key.rsplit(":", 1)[-1], _topic(message)),
             author=_author(message),
             author_is_brand=is_brand,
-            title=str(origin_chat.get("title") or ""),
+            title=" · ".join(filter(None, [str(origin_chat.get("title") or ""), forwarded_line(forwarded)])),
             text=text,
-            created_at=datetime.fromtimestamp(message["date"], timezone.utc) if isinstance(message.get("date"), int) else None,
-            thread_id=thread_id,
-            parent_id=parent_key,
-            kind=mention_kind,
+            created_at=_utc(message.get("date")),
+            thread_id=_thread_id(message, parent, key),
+            parent_id=identity(parent) if parent is not None else None,
+            kind=_mention_kind(kind, message, parent),
             brand_replied=None if is_brand else answer is not None,
             site="t.me",
-            raw={
-                "update_id": update.get("update_id"),
-                "update": kind,
-                "chat_id": chat.get("id"),
-                "chat_type": chat.get("type"),
-                "message_id": message.get("message_id"),
-                "from_id": (message.get("from") or {}).get("id"),
-                "edited": kind.startswith("edited_"),
-                "edit_date": message.get("edit_date"),
-                **({"reply_at": _iso(answer.get("at")), "reply_by": answer.get("by")} if answer else {}),
-            },
+            raw={**_raw(update, kind, message, answer), **({"forward_origin": forwarded} if forwarded else {})},
         )
 
     def verify(self) -> None:
@@ -372,20 +327,26 @@ class TelegramConnector(Connector):
         entry = ((memory or {}).get("replies") or {}).get(mention.external_id)
         peeked = False
         if entry is None:
-            waiting: dict[str, Any] = {}
-            try:
-                for update in self._updates(None):  # no offset: confirms nothing
-                    _, message = _message(update)
-                    if message and self._watched(message.get("chat") or {}):
-                        self._remember_reply(message, waiting)
-                peeked = True
-            except ConnectorError:
-                pass
+            waiting, peeked = self._waiting_replies()
             entry = waiting.get(mention.external_id)
         if entry is not None:
-            when = entry.get("at")
-            return ReplyStatus(answered=True, answered_at=datetime.fromtimestamp(when, timezone.utc) if isinstance(when, int) else None,
-                               answered_by=entry.get("by") or None, url=entry.get("url") or None)
+            return ReplyStatus(answered=True, answered_at=_utc(entry.get("at")), answered_by=entry.get("by") or None,
+                               url=entry.get("url") or None)
+        return self._no_reply_seen(mention, memory, peeked)
+
+    def _waiting_replies(self) -> tuple[dict[str, Any], bool]:
+        """The brand replies among the updates still waiting on Telegram (no offset: confirms nothing), and
+        whether Telegram could be asked."""
+        waiting: dict[str, Any] = {}
+        try:
+            for _, _, message in self._watched_messages(self._updates(None)):
+                self._remember_reply(message, waiting)
+        except ConnectorError:
+            return waiting, False
+        return waiting, True
+
+    def _no_reply_seen(self, mention: Mention, memory: Mapping[str, Any] | None, peeked: bool) -> ReplyStatus:
+        """The answer when no brand reply was found: "not answered" only where one would have been seen, else "unknown"."""
         created = int(mention.created_at.timestamp()) if mention.created_at else None
         if created is None:
             return ReplyStatus(answered=None)
@@ -404,11 +365,138 @@ class TelegramConnector(Connector):
 # -- helpers -------------------------------------------------------------------------------------
 
 
+def _bot_answer(where: str, response: Any) -> dict[str, Any]:
+    """The decoded Bot API answer (`{"ok": ..., ...}`); anything else (a proxy's HTML page, cut JSON) raises."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or "ok" not in body:
+        raise ConnectorError(
+            f"{where} answered HTTP {response.status_code} with a body that is not a Bot API answer "
+            f"({response.headers.get('Content-Type', 'no content-type')}, {len(response.content)} bytes); "
+            "check `base_url` and any proxy in between", status=response.status_code)
+    return body
+
+
+def _refusal(where: str, code: int, description: str, wait: float) -> ConnectorError:
+    """The error for a refused Bot API call, from the `error_code` and `description` of its JSON body.
+
+    Deliberately not `http.error_for_status`: that one reports
+    "<METHOD> <url> answered HTTP <status>", but Telegram refuses in the
+    body (even with HTTP 200), its URL carries the bot token in the path
+    (which `redact_url` does not mask), and what helps the operator is
+    Telegram's own remedy named by Bot API method (which token, which
+    webhook or other poller blocks getUpdates), in wording the tests pin
+    ("Telegram refused the request (400) [Telegram: ...]"). The
+    Retry-After reading is still the shared one.
+    """
+    said = f" [Telegram: {description}]" if description else ""
+    if code in (401, 404):
+        return ConnectorError(f"{where}: Telegram rejected the bot token ({code} {description or 'Unauthorized'}); "
+                              f"{TOKEN_ADVICE}", status=code)
+    if code == 409:
+        return ConnectorError(f"{where}: 409 Conflict: {_conflict_advice(description)}{said}", status=code)
+    if code == 429:
+        return ConnectorError(f"{where}: rate limited by Telegram; retry after {wait:g}s{said}", retry_after=wait, status=code)
+    if code >= 500:
+        return ConnectorError(f"{where}: Telegram had a server error ({code}); earful retries on the next run{said}", status=code)
+    return ConnectorError(f"{where}: Telegram refused the request ({code}){said}", status=code)
+
+
+def _conflict_advice(description: str) -> str:
+    """getUpdates conflicts with a webhook, or with another program polling the same bot."""
+    if "webhook" in description.lower():
+        return ("a webhook is set for this bot, and getUpdates does not work while one is active: remove it "
+                "with deleteWebhook, or give earful its own bot")
+    return ("another program is polling this bot with getUpdates (only one poller per bot is possible): "
+            "stop the other one, or give earful its own bot")
+
+
+def _rate_limit_wait(body: Mapping[str, Any], headers: Mapping[str, Any]) -> float:
+    """Seconds a 429 asks to wait: the body's `parameters.retry_after`, else Retry-After, else a minute."""
+    parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+    wait = parameters.get("retry_after")
+    if isinstance(wait, (int, float)):
+        return float(wait)
+    header = retry_after_header(headers)
+    return RATE_LIMIT_WAIT if header is None else header
+
+
 def _message(update: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     for kind in ALL_KINDS:
         if isinstance(update.get(kind), dict):
             return kind, update[kind]
     return "", {}
+
+
+def _first_date(updates: Iterable[Mapping[str, Any]], now: datetime) -> int:
+    """The oldest message time among `updates` (unix seconds), or now: where a first run's reply map starts."""
+    dates = [_message(u)[1].get("date") for u in updates]
+    return min([d for d in dates if isinstance(d, int)] + [int(now.timestamp())])
+
+
+def _parent(message: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The message this one replies to; a forum topic's creation message is no parent (see `_is_topic_root`)."""
+    parent = message.get("reply_to_message")
+    if not isinstance(parent, dict) or _is_topic_root(message):
+        return None
+    return parent
+
+
+def _words(message: Mapping[str, Any], brand_reply: bool) -> str | None:
+    """A message's text or caption; None for what is not a mention.
+
+    Service messages and media without words are not mentions, except a
+    brand's reply (a photo or voice answer still answers): it reads
+    "[photo]", "[voice]" ...
+    """
+    text = str(message.get("text") or message.get("caption") or "").strip()
+    if text:
+        return text
+    media = next((m for m in _MEDIA if m in message), None)
+    return f"[{media}]" if media is not None and brand_reply else None
+
+
+def _mention_kind(update_kind: str, message: Mapping[str, Any], parent: Mapping[str, Any] | None) -> str:
+    """post (a channel post, or its copy in the discussion group), comment (under such a copy), reply or message."""
+    if update_kind in ("channel_post", "edited_channel_post") or message.get("is_automatic_forward"):
+        return "post"
+    if parent is None:
+        return "message"
+    return "comment" if parent.get("is_automatic_forward") else "reply"
+
+
+def _thread_id(message: Mapping[str, Any], parent: Mapping[str, Any] | None, key: str) -> str:
+    """Comments under a channel post form one thread with the post; forum topics are threads; else the parent's."""
+    thread = message.get("message_thread_id")
+    parent_key = identity(parent) if parent is not None else None
+    if parent is not None and parent.get("is_automatic_forward") and thread == parent.get("message_id"):
+        return parent_key
+    if thread is not None:
+        return message_key((message.get("chat") or {}).get("id"), thread)
+    return parent_key or key
+
+
+def _topic(message: Mapping[str, Any]) -> Any:
+    """The forum topic a message belongs to, for its t.me link; None outside topics."""
+    return message.get("message_thread_id") if message.get("is_topic_message") else None
+
+
+def _raw(update: Mapping[str, Any], kind: str, message: Mapping[str, Any], answer: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The fields kept for auditing, and the brand reply that answered the message."""
+    chat = message.get("chat") or {}
+    return {
+        "update_id": update.get("update_id"),
+        "update": kind,
+        "chat_id": chat.get("id"),
+        "chat_type": chat.get("type"),
+        "message_id": message.get("message_id"),
+        "from_id": (message.get("from") or {}).get("id"),
+        "edited": kind.startswith("edited_"),
+        "edit_date": message.get("edit_date"),
+        **({"reply_at": _iso(answer.get("at")), "reply_by": answer.get("by")} if answer else {}),
+    }
 
 
 def _author(message: Mapping[str, Any]) -> str:
@@ -452,8 +540,60 @@ def _origin_chat(message: Mapping[str, Any]) -> dict[str, Any] | None:
     return chat if isinstance(chat, dict) and message.get("forward_from_message_id") else None
 
 
+def forward_origin(message: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Where a forwarded message first appeared, from `forward_origin` (Bot API 7+) or the older `forward_*`
+    fields; None for a message that is no forward and for a channel post's automatic copy (that is the post)."""
+    if message.get("is_automatic_forward"):
+        return None
+    origin = message.get("forward_origin")
+    if isinstance(origin, dict) and origin.get("type"):
+        kind = str(origin["type"])
+        user, chat = origin.get("sender_user") or {}, origin.get("chat") or origin.get("sender_chat") or {}
+        hidden, date = origin.get("sender_user_name"), origin.get("date")
+        message_id, signature = origin.get("message_id"), origin.get("author_signature")
+    else:
+        user, chat, hidden = message.get("forward_from") or {}, message.get("forward_from_chat") or {}, message.get("forward_sender_name")
+        if not (user or chat or hidden):
+            return None
+        kind = "user" if user else "hidden_user" if hidden else "channel" if chat.get("type") == "channel" else "chat"
+        date, message_id, signature = message.get("forward_date"), message.get("forward_from_message_id"), message.get("forward_signature")
+    if kind in ("user", "hidden_user"):
+        name = " ".join(str(user.get(k) or "") for k in ("first_name", "last_name")).strip() or str(hidden or "")
+        username, ident, url = user.get("username"), user.get("id"), ""
+    else:
+        name, username, ident = str(chat.get("title") or ""), chat.get("username"), chat.get("id")
+        url = message_url(chat, message_id) if kind == "channel" and message_id else ""
+    return {"type": kind, "name": name or None, "username": username or None, "id": ident, "message_id": message_id,
+            "author_signature": signature or None, "date": _iso(date), "url": url or None}
+
+
+_ORIGIN_KINDS = {"user": "user", "hidden_user": "hidden user", "chat": "group", "channel": "channel"}
+
+
+def forwarded_line(origin: Mapping[str, Any] | None) -> str:
+    """'Forwarded from Acme Support (channel @acme_support, signed Jonas)' for alerts; '' for no forward."""
+    if not origin:
+        return ""
+    what = _ORIGIN_KINDS.get(str(origin.get("type")), str(origin.get("type")))
+    if origin.get("username"):
+        what += f" @{origin['username']}"
+    if origin.get("author_signature"):
+        what += f", signed {origin['author_signature']}"
+    return f"Forwarded from {origin.get('name') or 'someone'} ({what})"
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _utc(value: Any) -> datetime | None:
+    """A Bot API time (unix seconds) as an aware datetime; None when absent."""
+    return datetime.fromtimestamp(value, timezone.utc) if isinstance(value, int) else None
+
+
 def _iso(value: Any) -> str | None:
-    return datetime.fromtimestamp(value, timezone.utc).isoformat() if isinstance(value, int) else None
+    when = _utc(value)
+    return when.isoformat() if when else None
 
 
 CONNECTOR = TelegramConnector

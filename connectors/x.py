@@ -1,19 +1,19 @@
 """X (Twitter) API v2 through tweepy: recent search for the query, and mentions of the brand account.
 
 Streams. `search`: `GET /2/tweets/search/recent` for the monitor's query,
-compiled to X's operators by `social_query` (phrases, OR with explicit
-parentheses because X applies AND before OR, `-` exclusions, `lang:`,
-`from:`), plus `-is:retweet` unless `include_retweets`. `mentions`:
+compiled to X's operators by `pushdown.compile_query` (phrases, OR with
+explicit parentheses because X applies AND before OR, `-` exclusions,
+`lang:`, `from:`), plus `-is:retweet` unless `include_retweets`. `mentions`:
 `GET /2/users/:id/mentions` of `mentions_of` (a numeric id, or a @handle
 resolved once with `/2/users/by/username` and remembered in the cursor).
 
 Cursor. Per stream the newest id seen (`since_id`), so an idle poll is
 ONE request per stream that returns `{"meta": {"result_count": 0}}`.
 New posts are read newest first, following `next_token` /
-`pagination_token` down to the cursor. Each run makes at most
-`max_requests` requests (X's paid tiers bill per request): when a
-catch-up needs more, the unread part is kept in the cursor as a
-`pending` window (`since_id` .. `until_id`) and read on later runs, so
+`pagination_token` down to the cursor (the shared `paging.page_back`).
+Each run makes at most `max_requests` requests (X's paid tiers bill
+per request): when a catch-up needs more, the unread part is kept in the
+cursor as a `pending` window (`since_id` .. `until_id`) and read on later runs, so
 nothing falls in a gap and nothing is read twice. Windows are read
 oldest-at-risk first: recent search reaches back only 7 days, so pending
 windows get their share before the newest posts, which will still be
@@ -59,8 +59,11 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 
 from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
-from earful.core import Mention
-from .social_query import compile_query
+from earful.core import Mention, parse_time
+from earful.core.durations import Duration
+from .pushdown import compile_query
+from .http import error_for_status
+from .paging import Page, Watermark, page_back
 
 if TYPE_CHECKING:
     import tweepy
@@ -77,10 +80,17 @@ TWEET_FIELDS = ["author_id", "created_at", "conversation_id", "in_reply_to_user_
 EXPANSIONS = ["author_id", "referenced_tweets.id", "referenced_tweets.id.author_id"]
 USER_FIELDS = ["username", "name"]
 NO_LANGUAGE = {"und", "zxx", "qam", "qct", "qht", "qme", "qst", "art"}  # X's "not a language" codes
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _HANDLE = re.compile(r"^@?([A-Za-z0-9_]{1,15})$")
 _TCO = re.compile(r"https://t\.co/\w+")
+
+
+_HINTS = {
+    400: "check the query (or `search`) and the options",
+    401: "X refused the bearer token; check `bearer_token` (regenerated or revoked in the developer portal?)",
+    403: "the app's access level or project may not include this endpoint",
+    404: "nothing there; check `mentions_of`",
+    500: "X server error; earful retries on the next run",
+}
 
 
 class XOptions(ConnectorOptions):
@@ -88,19 +98,13 @@ class XOptions(ConnectorOptions):
     search: str | None = Field(default=None, description="X search query sent verbatim instead of the monitor's query.")
     include_retweets: bool = Field(default=False, description="Also return retweets (they cluster with the original).")
     mentions_of: str | None = Field(default=None, description="Brand account whose mentions are read: @handle or user id.")
-    first_run_lookback: timedelta = Field(default=timedelta(days=1), gt=timedelta(0), le=SEARCH_REACH,
+    first_run_lookback: Duration = Field(default=timedelta(days=1), gt=timedelta(0), le=SEARCH_REACH,
                                           description="History read on the very first run (at most 7d).")
     max_results: int = Field(default=100, ge=10, le=100, description="Posts per request.")
     max_requests: int = Field(default=5, ge=1, le=100, description="Requests per run, over all streams.")
     monthly_budget: int | None = Field(default=None, ge=1, description="Requests per calendar month; kept in state.db.")
     max_query_length: int = Field(default=512, ge=32, le=4096, description="Your plan's query length limit.")
 
-    @field_validator("first_run_lookback", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        if isinstance(value, str) and (m := _DURATION.match(value)):
-            return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
-        return value
 
     @field_validator("mentions_of", mode="before")
     @classmethod
@@ -129,6 +133,15 @@ class Window:
     def below(self, until_id: int) -> "Window":
         return Window(self.since_id, self.start_time, until_id, self.floor_id)
 
+    def bounds(self) -> dict[str, Any]:
+        """The window as X's request parameters (`floor_id` is local and not sent)."""
+        sent = {"since_id": self.since_id, "start_time": self.start_time, "until_id": self.until_id}
+        return {name: value for name, value in sent.items() if value is not None}
+
+    def lowest_new_id(self) -> int:
+        """The smallest post id that belongs to this window: above `since_id` and `floor_id` (ids start at 1)."""
+        return max(self.since_id or 0, self.floor_id or 0) + 1
+
     def dump(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.since_id is not None:
@@ -146,7 +159,7 @@ class Window:
         def number(key: str) -> int | None:
             return int(data[key]) if data.get(key) is not None else None
 
-        start = datetime.fromisoformat(data["start_time"]) if data.get("start_time") else None
+        start = parse_time(data.get("start_time"))
         return cls(number("since_id"), start, number("until_id"), number("floor_id"))
 
 
@@ -199,44 +212,8 @@ class XConnector(Connector):
 
     def _call(self, what: str, method: str, *, single: bool = False, **params: Any) -> dict[str, Any]:
         """One API request (budget first), as a validated JSON object; every failure a ConnectorError."""
-        import requests
-        import tweepy
-
         self._spend()
-        try:
-            reply = getattr(self.client, method)(**params)
-        except tweepy.TooManyRequests as exc:
-            reset = exc.response.headers.get("x-rate-limit-reset")
-            wait = max(1.0, float(reset) - time.time()) if reset and reset.isdigit() else 900.0
-            raise ConnectorError(f"{self.label}: {what} answered HTTP 429: X rate limit reached "
-                                 f"({exc.response.headers.get('x-rate-limit-limit', '?')} requests per window); "
-                                 f"earful comes back in {wait:.0f}s", retry_after=wait, status=429) from None
-        except tweepy.Unauthorized:
-            raise ConnectorError(f"{self.label}: {what} answered HTTP 401: X refused the bearer token; check "
-                                 "`bearer_token` (regenerated or revoked in the developer portal?)", status=401) from None
-        except tweepy.Forbidden as exc:
-            raise ConnectorError(f"{self.label}: {what} answered HTTP 403: {_messages(exc)}; the app's access level "
-                                 "or project may not include this endpoint", status=403) from None
-        except tweepy.BadRequest as exc:
-            raise ConnectorError(f"{self.label}: {what} answered HTTP 400: {_messages(exc)}; "
-                                 "check the query (or `search`) and the options", status=400) from None
-        except tweepy.NotFound as exc:
-            raise ConnectorError(f"{self.label}: {what} answered HTTP 404: {_messages(exc)}", status=404) from None
-        except tweepy.TwitterServerError as exc:
-            raise ConnectorError(f"{self.label}: {what} answered HTTP {exc.response.status_code}: X server error; "
-                                 "earful retries on the next run", status=exc.response.status_code) from None
-        except tweepy.HTTPException as exc:
-            raise ConnectorError(f"{self.label}: {what} answered HTTP {exc.response.status_code}: {_messages(exc)}",
-                                 status=exc.response.status_code) from None
-        except requests.exceptions.JSONDecodeError:
-            raise ConnectorError(f"{self.label}: {what} answered, but the body is not JSON; "
-                                 "X may be having problems or a proxy is in the way") from None
-        except requests.Timeout:
-            raise ConnectorError(f"{self.label}: {what} timed out after {self.options.timeout:g}s; "
-                                 "X may be slow or down (raise `timeout` if it always is)") from None
-        except requests.RequestException as exc:
-            raise ConnectorError(f"{self.label}: {what}: could not connect ({type(exc).__name__}); "
-                                 "check `base_url`, DNS and the network") from None
+        reply = self._request(what, method, params)
         problem = _reply_problem(reply, single)
         if problem:
             raise ConnectorError(f"{self.label}: unexpected reply from {what}: {problem}; the API may have changed")
@@ -248,6 +225,38 @@ class XConnector(Connector):
             if isinstance(tweet, dict) and "id" in tweet:
                 self.referenced[str(tweet["id"])] = tweet
         return reply
+
+    def _request(self, what: str, method: str, params: Mapping[str, Any]) -> Any:
+        """The tweepy call; its HTTP errors go through the shared status mapping, transport errors name the cause."""
+        import requests
+        import tweepy
+
+        try:
+            return getattr(self.client, method)(**params)
+        except tweepy.HTTPException as exc:
+            raise self._status_error(exc) from None
+        except requests.exceptions.JSONDecodeError:
+            raise ConnectorError(f"{self.label}: {what} answered, but the body is not JSON; "
+                                 "X may be having problems or a proxy is in the way") from None
+        except requests.Timeout:
+            raise ConnectorError(f"{self.label}: {what} timed out after {self.options.timeout:g}s; "
+                                 "X may be slow or down (raise `timeout` if it always is)") from None
+        except requests.RequestException as exc:
+            raise ConnectorError(f"{self.label}: {what}: could not connect ({type(exc).__name__}); "
+                                 "check `base_url`, DNS and the network") from None
+
+    def _status_error(self, exc: Any) -> ConnectorError:
+        response = exc.response
+        hints = dict(_HINTS)
+        retry_after = None
+        if response.status_code == 429:  # X says when its 15-minute window resets, not Retry-After
+            reset = response.headers.get("x-rate-limit-reset")
+            retry_after = max(1.0, float(reset) - time.time()) if reset and reset.isdigit() else 900.0
+            hints[429] = (f"X rate limit reached ({response.headers.get('x-rate-limit-limit', '?')} requests per window); "
+                          "earful comes back in {retry_after}s")
+        detail = None if response.status_code >= 500 or response.status_code in (401, 429) else _messages(exc) or None
+        return error_for_status(self.label, response.request.method, response.url, response.status_code, None,
+                                response.headers, detail=detail, hints=hints, retry_after=retry_after)
 
     # -- streams ----------------------------------------------------------------
     def query(self) -> str | None:
@@ -327,33 +336,49 @@ class XConnector(Connector):
               allowance: int) -> tuple[list[dict[str, Any]], dict[str, Any], int, list[str]]:
         """New posts of one stream within `allowance` requests: (posts, next state, requests, notes)."""
         now = self.context.current_time()
-        notes: list[str] = []
         since_id = int(state["since_id"]) if state.get("since_id") else None
-        if since_id is not None:
-            head = Window(since_id=since_id)
-        else:
-            start = datetime.fromisoformat(state["since_time"]) if state.get("since_time") else now - self.options.first_run_lookback
-            head = Window(start_time=start)
+        head = Window(since_id=since_id) if since_id is not None else Window(start_time=self._first_start(state, now))
         pending = [Window.load(w) for w in state.get("pending") or []]
+        notes: list[str] = []
         if stream == "search":
-            head, note = self._within_reach(head, now)
-            notes += [note] if note else []
-            reachable = []
-            for window in pending:
-                if window.until_id is not None and snowflake_time(window.until_id) <= now - SEARCH_REACH + REACH_MARGIN:
-                    notes.append(f"X {stream}: posts of an earlier outage left X's 7-day search window before they were read")
-                    continue
-                reachable.append(self._within_reach(window, now)[0])
-            pending = reachable
+            head, pending, notes = self._reachable(head, pending, now)
+        found, left, used, head_posts = self._read_windows(stream, params, pending, head, allowance)
+        newest = max([int(p["id"]) for p in head_posts] + ([since_id] if since_id is not None else []), default=None)
+        next_state = _next_state(state, head, newest, bool(used), left)
+        if left:
+            notes.append(f"X {stream}: more posts than `max_requests` allows in one run; the rest is read on the next runs")
+        return found, next_state, used, notes
+
+    def _first_start(self, state: Mapping[str, Any], now: datetime) -> datetime:
+        """Where a stream without a `since_id` reads from: where an earlier empty run looked, or the first-run lookback."""
+        return parse_time(state.get("since_time")) or now - self.options.first_run_lookback
+
+    def _reachable(self, head: Window, pending: list[Window], now: datetime) -> tuple[Window, list[Window], list[str]]:
+        """Recent search's windows moved inside its 7 days; pending windows wholly outside are dropped, with a note."""
+        head, note = self._within_reach(head, now)
+        notes = [note] if note else []
+        reachable = []
+        for window in pending:
+            if window.until_id is not None and snowflake_time(window.until_id) <= now - SEARCH_REACH + REACH_MARGIN:
+                notes.append("X search: posts of an earlier outage left X's 7-day search window before they were read")
+                continue
+            reachable.append(self._within_reach(window, now)[0])
+        return head, reachable, notes
+
+    def _read_windows(self, stream: str, params: dict[str, Any], pending: list[Window], head: Window,
+                      allowance: int) -> tuple[list[dict[str, Any]], list[Window], int, list[dict[str, Any]]]:
+        """Read pending windows, then the head: (posts, unread windows, requests, the head's posts).
+
+        Pending (older) windows go first: they are the ones about to leave
+        the 7-day search window; each leaves one request for the head.
+        """
         found: list[dict[str, Any]] = []
         left: list[Window] = []
         used = 0
-        newest = since_id
-        # Pending (older) windows first: they are the ones about to leave the 7-day search window.
-        order = pending + [head]
-        for window in order:
+        head_posts: list[dict[str, Any]] = []
+        for window in [*pending, head]:
             is_head = window is head
-            share = allowance - used if is_head else max(0, (allowance - used) - 1)  # always keep one for the head
+            share = allowance - used if is_head else allowance - used - 1
             if share <= 0:
                 if not is_head:
                     left.append(window)
@@ -364,21 +389,8 @@ class XConnector(Connector):
             if rest is not None:
                 left.append(rest)
             if is_head:
-                ids = [int(p["id"]) for p in posts]
-                if ids:
-                    newest = max(ids + ([since_id] if since_id else []))
-        next_state: dict[str, Any] = {k: v for k, v in state.items() if k in ("query", "user_id", "handle")}
-        if newest is not None:
-            next_state["since_id"] = str(newest)
-        elif head.start_time is not None and used:
-            # Nothing yet: remember where this run looked from, so the window does not slide past late posts.
-            next_state["since_time"] = head.start_time.isoformat()
-        elif state.get("since_time"):
-            next_state["since_time"] = state["since_time"]
-        if left:
-            next_state["pending"] = [w.dump() for w in sorted(left, key=lambda w: w.until_id or 1 << 63)]  # oldest first
-            notes.append(f"X {stream}: more posts than `max_requests` allows in one run; the rest is read on the next runs")
-        return found, next_state, used, notes
+                head_posts = posts
+        return found, left, used, head_posts
 
     def _within_reach(self, window: Window, now: datetime) -> tuple[Window, str]:
         """Replace a `since_id` older than recent search's 7 days by the oldest `start_time` X accepts."""
@@ -393,41 +405,26 @@ class XConnector(Connector):
 
     def _scan(self, stream: str, params: dict[str, Any], window: Window,
               share: int) -> tuple[list[dict[str, Any]], Window | None, int]:
-        """Read `window` newest first: (posts, unread rest or None, requests)."""
-        found: list[dict[str, Any]] = []
-        token: str | None = None
-        oldest: int | None = None
-        used = 0
-        while True:
-            if used >= share:
-                return found, (window.below(oldest) if oldest is not None else window), used
-            call = dict(params, max_results=self.options.max_results, tweet_fields=TWEET_FIELDS,
-                        expansions=EXPANSIONS, user_fields=USER_FIELDS)
-            if window.since_id is not None:
-                call["since_id"] = window.since_id
-            if window.start_time is not None:
-                call["start_time"] = window.start_time
-            if window.until_id is not None:
-                call["until_id"] = window.until_id
-            if token:
-                call["next_token" if stream == "search" else "pagination_token"] = token
-            if stream == "search":
-                reply = self._call("recent search (GET /2/tweets/search/recent)", "search_recent_tweets", **call)
-            else:
-                reply = self._call(f"mentions (GET /2/users/{params['id']}/mentions)", "get_users_mentions", **call)
-            used += 1
-            data = reply.get("data") or []
-            for tweet in data:
-                tweet_id = int(tweet["id"])
-                oldest = tweet_id if oldest is None else min(oldest, tweet_id)
-                if window.floor_id is not None and tweet_id <= window.floor_id:
-                    continue
-                if window.since_id is not None and tweet_id <= window.since_id:
-                    continue
-                found.append(tweet)
-            token = (reply.get("meta") or {}).get("next_token")
-            if not token or not data:
-                return found, None, used
+        """Read `window` newest first within `share` requests: (posts, unread rest or None, requests)."""
+        def page(token: str | None) -> Page[dict[str, Any]]:
+            reply = self._page(stream, params, window, token)
+            return Page(reply.get("data") or [], (reply.get("meta") or {}).get("next_token") or None)
+
+        read = page_back(page, Watermark(window.lowest_new_id()), key=lambda t: str(t["id"]),
+                         position=lambda t: int(t["id"]), max_pages=share)
+        if read.complete:
+            return read.items, None, read.pages
+        return read.items, (window.below(read.oldest) if read.oldest is not None else window), read.pages
+
+    def _page(self, stream: str, params: dict[str, Any], window: Window, token: str | None) -> dict[str, Any]:
+        """One page of a stream's window, from `token` (None: the window's newest page)."""
+        call = dict(params, max_results=self.options.max_results, tweet_fields=TWEET_FIELDS,
+                    expansions=EXPANSIONS, user_fields=USER_FIELDS, **window.bounds())
+        if token:
+            call["next_token" if stream == "search" else "pagination_token"] = token
+        if stream == "search":
+            return self._call("recent search (GET /2/tweets/search/recent)", "search_recent_tweets", **call)
+        return self._call(f"mentions (GET /2/users/{params['id']}/mentions)", "get_users_mentions", **call)
 
     def brand_names(self) -> set[str]:
         names = self.context.brand_names("x")
@@ -449,42 +446,55 @@ class XConnector(Connector):
         conversation = mention.thread_id
         if mention.source != self.name or not brands or not conversation or not conversation.isdigit():
             return ReplyStatus(answered=None)
+        now = self.context.current_time()
+        reachable = mention.created_at is not None and mention.created_at > now - SEARCH_REACH + REACH_MARGIN
+        found = self._brand_posts(conversation, brands, mention.created_at if reachable else None)
+        if found is None:
+            return ReplyStatus(answered=None)
+        answer = _first_answer(found, mention)
+        if answer is None:
+            return ReplyStatus(answered=False if reachable else None)
+        created, tweet = answer
+        username = _username(self.users, str(tweet.get("author_id")))
+        return ReplyStatus(answered=True, answered_at=created, answered_by=username or None,
+                           url=_tweet_url(username, str(tweet["id"])))
+
+    def _brand_posts(self, conversation: str, brands: list[str], since: datetime | None) -> list[dict[str, Any]] | None:
+        """The brand accounts' posts in a conversation (from `since`), or None when X could not be asked."""
         who = " OR ".join(f"from:{b}" for b in brands)
         query = f"conversation_id:{conversation} " + (f"({who})" if len(brands) > 1 else who)
-        now = self.context.current_time()
         params: dict[str, Any] = {"query": query, "max_results": 100, "tweet_fields": TWEET_FIELDS,
                                   "expansions": ["author_id"], "user_fields": USER_FIELDS, "sort_order": "recency"}
-        if mention.created_at is not None and mention.created_at > now - SEARCH_REACH + REACH_MARGIN:
-            params["start_time"] = mention.created_at
+        if since is not None:
+            params["start_time"] = since
         try:
             if self._allowance() <= 0:
-                return ReplyStatus(answered=None)
+                return None
             reply = self._call("reply check (GET /2/tweets/search/recent)", "search_recent_tweets", **params)
         except ConnectorError:
-            return ReplyStatus(answered=None)
-        author_id = str((mention.raw or {}).get("author_id") or "")
-        answers = []
-        for tweet in reply.get("data") or []:
-            created = _time(tweet.get("created_at"))
-            if created is None or not _after(tweet, created, mention):
-                continue
-            replied_to = {r.get("id") for r in tweet.get("referenced_tweets") or [] if r.get("type") == "replied_to"}
-            if (mention.external_id in replied_to or mention.external_id == conversation
-                    or (author_id and tweet.get("in_reply_to_user_id") == author_id)):
-                answers.append((created, tweet))
-        if answers:
-            created, tweet = min(answers, key=lambda pair: pair[0])
-            username = str(self.users.get(str(tweet.get("author_id")), {}).get("username") or "")
-            return ReplyStatus(answered=True, answered_at=created, answered_by=username or None,
-                               url=_tweet_url(username, str(tweet["id"])))
-        if mention.created_at is None or mention.created_at <= now - SEARCH_REACH + REACH_MARGIN:
-            return ReplyStatus(answered=None)
-        return ReplyStatus(answered=False)
+            return None
+        return reply.get("data") or []
 
     def close(self) -> None:
         if self._client is not None:
             self._client.session.close()
             self._client = None
+
+
+def _next_state(state: Mapping[str, Any], head: Window, newest: int | None, read_any: bool,
+                left: list[Window]) -> dict[str, Any]:
+    """A stream's next cursor: the newest id read, or where an empty first run looked from; unread windows oldest first."""
+    next_state: dict[str, Any] = {k: v for k, v in state.items() if k in ("query", "user_id", "handle")}
+    if newest is not None:
+        next_state["since_id"] = str(newest)
+    elif head.start_time is not None and read_any:
+        # Nothing yet: remember where this run looked from, so the window does not slide past late posts.
+        next_state["since_time"] = head.start_time.isoformat()
+    elif state.get("since_time"):
+        next_state["since_time"] = state["since_time"]
+    if left:
+        next_state["pending"] = [w.dump() for w in sorted(left, key=lambda w: w.until_id or 1 << 63)]  # oldest first
+    return next_state
 
 
 # -- HTTP plumbing ---------------------------------------------------------------------------
@@ -514,7 +524,7 @@ def _adapter(base_url: str | None, timeout: float, connector: XConnector) -> Any
 
 def _messages(exc: Any) -> str:
     messages = [str(m) for m in getattr(exc, "api_messages", []) if m]
-    return "; ".join(messages)[:300] or f"{exc.response.status_code} {exc.response.reason}"
+    return "; ".join(messages)[:300]
 
 
 def _detail(reply: Mapping[str, Any]) -> str:
@@ -547,6 +557,24 @@ def _reply_problem(reply: Any, single: bool = False) -> str:
 # -- mapping -------------------------------------------------------------------------------
 
 
+def _first_answer(tweets: Iterable[Mapping[str, Any]], mention: Mention) -> tuple[datetime, Mapping[str, Any]] | None:
+    """The earliest of `tweets` (brand posts in the mention's conversation) that answers the mention."""
+    author_id = str((mention.raw or {}).get("author_id") or "")
+    answers = []
+    for tweet in tweets:
+        created = _time(tweet.get("created_at"))
+        if created is not None and _after(tweet, created, mention) and _answers(tweet, mention, author_id):
+            answers.append((created, tweet))
+    return min(answers, key=lambda pair: pair[0], default=None)
+
+
+def _answers(tweet: Mapping[str, Any], mention: Mention, author_id: str) -> bool:
+    """A brand post answers the mention when it replies to it, to its author, or the mention opened the conversation."""
+    replied_to = {r.get("id") for r in tweet.get("referenced_tweets") or [] if r.get("type") == "replied_to"}
+    return (mention.external_id in replied_to or mention.external_id == mention.thread_id
+            or bool(author_id and tweet.get("in_reply_to_user_id") == author_id))
+
+
 def _after(tweet: Mapping[str, Any], created: datetime, mention: Mention) -> bool:
     """Whether `tweet` was posted after `mention`: by snowflake id (milliseconds), else by time (seconds)."""
     if str(tweet.get("id", "")).isdigit() and mention.external_id.isdigit():
@@ -559,28 +587,38 @@ def _is_retweet(tweet: Mapping[str, Any]) -> bool:
 
 
 def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
-    except ValueError:
-        return None
+    """A post time: only strings are times here (ids carry their own, see `snowflake_time`)."""
+    return parse_time(value) if isinstance(value, str) else None
 
 
 def _tweet_url(username: str, tweet_id: str) -> str:
     return f"{WEB}/{username}/status/{tweet_id}" if username else f"{WEB}/i/web/status/{tweet_id}"
 
 
+def _username(users: Mapping[str, Mapping[str, Any]], user_id: str) -> str:
+    return str((users.get(user_id) or {}).get("username") or "")
+
+
+def _urls(tweet: Mapping[str, Any]) -> list[Any]:
+    """The post's `entities.urls`: t.co links with what they expand to."""
+    return (tweet.get("entities") or {}).get("urls") or []
+
+
+def _full_text(tweet: Mapping[str, Any]) -> str:
+    """The whole text: a long post's `note_tweet`, else `text` (cut at 280 characters)."""
+    return str((tweet.get("note_tweet") or {}).get("text") or tweet.get("text") or "")
+
+
 def _expand(text: str, tweet: Mapping[str, Any]) -> str:
     """X's text made readable: entities decoded, t.co links replaced by what they point to."""
-    urls = {u.get("url"): u.get("expanded_url") for u in (tweet.get("entities") or {}).get("urls") or []
+    urls = {u.get("url"): u.get("expanded_url") for u in _urls(tweet)
             if isinstance(u, dict) and u.get("url") and u.get("expanded_url")}
     text = _TCO.sub(lambda m: str(urls.get(m.group(0), m.group(0))), text)
     return html.unescape(text)
 
 
 def _shared_link(tweet: Mapping[str, Any]) -> str:
-    for url in (tweet.get("entities") or {}).get("urls") or []:
+    for url in _urls(tweet):
         expanded = str(url.get("expanded_url") or "") if isinstance(url, dict) else ""
         host = (urlsplit(expanded).hostname or "").removeprefix("www.").removeprefix("mobile.")
         if expanded and host not in ("x.com", "twitter.com", "t.co", "pic.twitter.com", "pic.x.com"):
@@ -588,27 +626,51 @@ def _shared_link(tweet: Mapping[str, Any]) -> str:
     return ""
 
 
+def _shown(tweet: Mapping[str, Any], refs: Mapping[str, str], users: Mapping[str, Mapping[str, Any]],
+           referenced: Mapping[str, Mapping[str, Any]]) -> tuple[str, str, Mapping[str, Any]]:
+    """What a post shows: (text, link_url, the post whose t.co links expand the text).
+
+    A retweet or quote links to its original, so the store clusters them;
+    other posts link to the first page they share. A retweet's own text
+    is cut at 140 characters, so it shows the original's whole text.
+    """
+    original_id = refs.get("retweeted") or refs.get("quoted")
+    if not original_id:
+        return _full_text(tweet), _shared_link(tweet), tweet
+    original = referenced.get(original_id) or {}
+    original_author = _username(users, str(original.get("author_id") or ""))
+    link = _tweet_url(original_author, original_id)
+    if "retweeted" not in refs or not original:
+        return _full_text(tweet), link, tweet
+    text = f"RT @{original_author}: {_full_text(original)}" if original_author else _full_text(tweet)
+    return text, link, {**tweet, "entities": {"urls": [*_urls(tweet), *_urls(original)]}}
+
+
+def _language(tweet: Mapping[str, Any]) -> str | None:
+    language = str(tweet.get("lang") or "") or None
+    return None if language in NO_LANGUAGE else language
+
+
+def _raw(tweet: Mapping[str, Any], author_id: str, stream: str) -> dict[str, Any]:
+    """The fields kept for reply tracking and auditing."""
+    return {
+        "author_id": author_id,
+        "conversation_id": tweet.get("conversation_id"),
+        "in_reply_to_user_id": tweet.get("in_reply_to_user_id"),
+        "referenced_tweets": [dict(r) for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)],
+        "public_metrics": dict(tweet.get("public_metrics") or {}),
+        "stream": stream,
+    }
+
+
 def tweet_mention(tweet: Mapping[str, Any], users: Mapping[str, Mapping[str, Any]], referenced: Mapping[str, Mapping[str, Any]],
                   brands: Iterable[str], brand_ids: Iterable[str] = (), stream: str = "") -> Mention:
     """Map one v2 post (with the `includes` seen so far) to a Mention."""
     tweet_id = str(tweet["id"])
     author_id = str(tweet.get("author_id") or "")
-    username = str((users.get(author_id) or {}).get("username") or "")
+    username = _username(users, author_id)
     refs = {str(r.get("type")): str(r.get("id")) for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)}
-    text = str((tweet.get("note_tweet") or {}).get("text") or tweet.get("text") or "")
-    link = _shared_link(tweet)
-    original_id = refs.get("retweeted") or refs.get("quoted")
-    if original_id:
-        original = referenced.get(original_id) or {}
-        original_author = str((users.get(str(original.get("author_id") or "")) or {}).get("username") or "")
-        link = _tweet_url(original_author, original_id)
-        if "retweeted" in refs and original:  # the RT text is cut at 140 characters; the original is whole
-            full = str((original.get("note_tweet") or {}).get("text") or original.get("text") or "")
-            text = f"RT @{original_author}: {full}" if original_author else text
-            tweet = {**tweet, "entities": {"urls": [*((tweet.get("entities") or {}).get("urls") or []),
-                                                    *((original.get("entities") or {}).get("urls") or [])]}}
-    language = str(tweet.get("lang") or "") or None
-    metrics = tweet.get("public_metrics") or {}
+    text, link, entities_from = _shown(tweet, refs, users, referenced)
     brand_set = {b.lower().lstrip("@") for b in brands}
     return Mention(
         source="x",
@@ -616,23 +678,16 @@ def tweet_mention(tweet: Mapping[str, Any], users: Mapping[str, Mapping[str, Any
         url=_tweet_url(username, tweet_id),
         author=username,
         author_is_brand=username.lower() in brand_set or author_id in set(brand_ids),
-        text=_expand(text, tweet),
+        text=_expand(text, entities_from),
         created_at=_time(tweet.get("created_at")) or snowflake_time(int(tweet_id)),
         thread_id=str(tweet.get("conversation_id") or tweet_id),
         parent_id=refs.get("replied_to"),
         kind="reply" if "replied_to" in refs else "post",
-        language=None if language in NO_LANGUAGE else language,
-        brand_replied=False if metrics.get("reply_count") == 0 else None,
+        language=_language(tweet),
+        brand_replied=False if (tweet.get("public_metrics") or {}).get("reply_count") == 0 else None,
         site="x.com",
         link_url=link,
-        raw={
-            "author_id": author_id,
-            "conversation_id": tweet.get("conversation_id"),
-            "in_reply_to_user_id": tweet.get("in_reply_to_user_id"),
-            "referenced_tweets": [dict(r) for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)],
-            "public_metrics": dict(metrics),
-            "stream": stream,
-        },
+        raw=_raw(tweet, author_id, stream),
     )
 
 

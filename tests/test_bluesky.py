@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,12 +17,10 @@ from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError
 from earful.core import Mention
 from earful.connectors.bluesky import BlueskyConnector, BlueskyOptions, expand_links, post_mention
-from earful.monitors.config import load_config
 from earful.sandbox.bluesky import BlueskyServer, demo_source
 from earful.sandbox.server import Response
-from earful.monitors.runner import run
-from earful.monitors.store import Store
 
+from .deploy import Deployment, acme_rules, write_deployment
 from .support import demo_deployment
 
 PASSWORD = "abcd-efgh-ijkl-mnop"
@@ -198,7 +195,7 @@ def test_a_revoked_app_password_fails_with_advice(sky: BlueskyServer) -> None:
         connector(sky, login=True).fetch(cursor)
     message = str(caught.value)
     assert caught.value.status == 401 and "AuthenticationRequired" in message and "App passwords" in message
-    assert message.startswith("bluesky monitor 'bluesky-test': com.atproto.server.createSession")
+    assert message.startswith("bluesky monitor 'bluesky-test': POST ") and "/xrpc/com.atproto.server.createSession " in message
     assert PASSWORD not in message and cursor["session"]["access"] not in message
 
 
@@ -359,105 +356,47 @@ def test_verify_logs_in_and_reads_one_of_each(sky: BlueskyServer) -> None:
 
 # -- the real pipeline -------------------------------------------------------------------------------------------
 
-RULES = """\
-brand:
-  name: Acme
-  accounts: {bluesky: [acme.bsky.social]}
-rules:
-  - id: complaint
-    query: 'acme (broken OR refund OR outage)'
-    labels: [complaint]
-    severity: high
-  - id: question
-    query: 'acme ("how do i" OR "does anyone")'
-    labels: [question]
-"""
+def deployment(tmp_path: Path, fake: BlueskyServer) -> Deployment:
+    monitor = {"connector": "bluesky", "schedule": "*/5 * * * *", "query": "acme", "base_url": fake.url, "identifier": BRAND}
+    return write_deployment(tmp_path, {"bluesky-acme": {**monitor, "app_password": "${EARFUL_TEST_BLUESKY_PASSWORD}"},
+                                       "bluesky-old-password": {**monitor, "app_password": "an-old-revoked-password"}},
+                            acme_rules({"bluesky": [BRAND]}), env={"EARFUL_TEST_BLUESKY_PASSWORD": PASSWORD})
 
 
-def deployment(tmp_path: Path, fake: BlueskyServer, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("EARFUL_TEST_BLUESKY_PASSWORD", PASSWORD)
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "acme.yaml").write_text(RULES)
-    (tmp_path / "cron.yaml").write_text(textwrap.dedent(f"""\
-        state: state.db
-        destinations:
-          support:
-            type: console
-        monitors:
-          bluesky-acme:
-            connector: bluesky
-            schedule: "*/5 * * * *"
-            query: acme
-            base_url: {fake.url}
-            identifier: {BRAND}
-            app_password: ${{EARFUL_TEST_BLUESKY_PASSWORD}}
-            rules: [acme]
-            notify: [support]
-          bluesky-old-password:
-            connector: bluesky
-            schedule: "*/5 * * * *"
-            query: acme
-            base_url: {fake.url}
-            identifier: {BRAND}
-            app_password: an-old-revoked-password
-            rules: [acme]
-            notify: [support]
-        """))
-    return tmp_path / "cron.yaml"
-
-
-def alerted(config_path: Path) -> list[str]:
-    store = Store(config_path.parent / "state.db")
-    try:
-        return [row.cluster for row in store.outbox_rows() if row.cluster.startswith("bluesky:")]
-    finally:
-        store.close()
-
-
-def test_end_to_end_three_runs_alert_each_match_once(tmp_path: Path, sky: BlueskyServer,
-                                                     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    config = load_config(deployment(tmp_path, sky, monkeypatch))
+def test_end_to_end_three_runs_alert_each_match_once(tmp_path: Path, sky: BlueskyServer, capsys: pytest.CaptureFixture[str]) -> None:
+    deployed = deployment(tmp_path, sky)
     now = time.time()
     broken = sky.post("marta.bsky.social", "Acme login broken since this morning", at=now - 600)
     sky.post("pieter.bsky.social", "lunch anyone?", at=now - 500)
     sky.post(BRAND, "Acme 5.2.1 fixes the broken login", at=now - 400)
-    first = run(config, force_all=True)
+    first = deployed.tick()
     outcome = {o.name: o for o in first.monitors}
     assert outcome["bluesky-acme"].ok, outcome["bluesky-acme"].error
     bad = outcome["bluesky-old-password"]
     assert not bad.ok and "monitor 'bluesky-old-password' (bluesky)" in (bad.error or "") and "HTTP 401" in (bad.error or "")
     question = sky.post("liang.bsky.social", "How do I export contacts from Acme?", at=now - 300)
-    second = run(config, force_all=True)
+    second = deployed.tick()
     assert second.monitors[0].ok and second.monitors[0].new_items == 1
     refund = sky.post("pieter.bsky.social", f"@{BRAND} refund please, Acme", at=now - 200)
-    run(config, force_all=True)
-    assert sorted(alerted(tmp_path / "cron.yaml")) == sorted(f"bluesky:{p['uri']}" for p in (broken, question, refund))
+    deployed.tick()
+    assert sorted(deployed.alerted("bluesky", kind=None)) == sorted(f"bluesky:{p['uri']}" for p in (broken, question, refund))
     assert sky.logins == 1  # one login for the three runs: the session lives in the cursor
-    store = Store(tmp_path / "state.db")
-    cursor = store.cursor("bluesky-acme")
-    store.close()
     sky.rate_limit_next(reset_in=60)
-    limited = run(config, force_all=True)
-    assert not limited.monitors[0].ok and "429" in (limited.monitors[0].error or "")
-    store = Store(tmp_path / "state.db")
-    assert store.cursor("bluesky-acme") == cursor and store.monitor_state("bluesky-acme").get("defer_until")
-    store.close()
+    assert deployed.failing_tick("bluesky-acme", "429").get("defer_until")
     assert PASSWORD not in capsys.readouterr().out
 
 
-def test_demo_source_alerts_the_right_items_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_source_alerts_the_right_items_once(tmp_path: Path) -> None:
     source = demo_source(time.time())
-    with demo_deployment(tmp_path, monkeypatch, source) as config:
-        first = run(config, force_all=True)
+    with demo_deployment(tmp_path, source) as deployed:
+        first = deployed.tick()
         assert first.monitors[0].ok, first.monitors[0].error
-        store = Store(tmp_path / "state.db")
-        alerts = {store.item(row.cluster).text[:25]: row.destination for row in store.outbox_rows()}
-        items = [store.item(r["key"]) for r in store.rows("select key from items")]
-        store.close()
+        alerted, items = deployed.stored()
+        alerts = {item.text[:25]: destination for item, destination in alerted}
         assert sorted(alerts.values()) == ["marketing", "support", "support", "support"]
         assert not any(t.startswith(("We're hiring", "A heron", "Is there a way to apply")) for t in alerts)
-        assert run(config, force_all=True).monitors[0].alerts == 0
-        reader = BlueskyConnector(config.monitors[source.name].options,
+        assert deployed.tick().monitors[0].alerts == 0
+        reader = BlueskyConnector(deployed.config.monitors[source.name].options,
                                   ConnectorContext(monitor=source.name, brand_accounts={"bluesky": (BRAND,)}))
         by_text = {m.text[:20]: m for m in items if m is not None}
         assert reader.replies(by_text["@acme.bsky.social th"]).answered is True

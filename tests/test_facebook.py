@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import textwrap
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,14 +14,13 @@ from pydantic import ValidationError
 
 from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError
-from earful.core import Mention
+from earful.core import Mention, parse_time
 from earful.connectors.facebook import FacebookConnector, FacebookOptions
-from earful.connectors.graph import OVERLAP, SEEN_LIMIT, Watermark, first_line, parse_time, permission_from, regain_access_seconds
-from earful.monitors.config import load_config
+from earful.connectors.graph import OVERLAP, SEEN_LIMIT, Watermark, first_line, permission_from, regain_access_seconds
 from earful.sandbox.meta import PAGE_ID, TOKEN, MetaGraphServer, demo_source, graph_error, rate_limited
 from earful.sandbox.server import Response
-from earful.monitors.runner import run
-from earful.monitors.store import Store
+
+from .deploy import Deployment, acme_rules, write_deployment
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 T = int(NOW.timestamp())
@@ -435,91 +433,43 @@ def test_demo_source_has_answered_and_unanswered_threads() -> None:
     assert {m.kind for m in mentions} >= {"post", "comment", "reply", "review", "message"}
 
 
-RULES = """\
-brand:
-  name: Acme
-  accounts: {facebook: ["104000000000001"]}
-rules:
-  - id: complaint
-    query: 'acme (broken OR refund OR "never respond*")'
-    labels: [complaint]
-  - id: question
-    query: 'acme ("how do i" OR "does anyone")'
-    labels: [question]
-"""
+def deployment(tmp_path: Path, monitors: dict[str, str]) -> Deployment:
+    """One facebook monitor per (name, Graph URL), all reading the same Page."""
+    return write_deployment(tmp_path, {
+        name: {"connector": "facebook", "page_id": PAGE_ID, "page_token": "${EARFUL_TEST_FB_TOKEN}", "base_url": url}
+        for name, url in monitors.items()
+    }, acme_rules({"facebook": [PAGE_ID]}, complaint='broken OR refund OR "never respond*"', severity=None),
+        env={"EARFUL_TEST_FB_TOKEN": TOKEN})
 
 
-def deployment(tmp_path: Path, monitors: str) -> Path:
-    (tmp_path / "rules").mkdir(exist_ok=True)
-    (tmp_path / "rules" / "acme.yaml").write_text(RULES)
-    (tmp_path / "cron.yaml").write_text("state: state.db\ndestinations:\n  out:\n    type: console\nmonitors:\n" + textwrap.indent(monitors, "  "))
-    return tmp_path / "cron.yaml"
-
-
-def alerted(config_path: Path) -> list[str]:
-    store = Store(load_config(config_path).state_path)
-    try:
-        return [row.cluster for row in store.outbox_rows() if row.kind == "alert"]
-    finally:
-        store.close()
-
-
-def test_pipeline_three_ticks_alert_each_match_once(graph: MetaGraphServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EARFUL_TEST_FB_TOKEN", TOKEN)
-    path = deployment(tmp_path, f"""\
-fb:
-  connector: facebook
-  page_id: "{PAGE_ID}"
-  page_token: ${{EARFUL_TEST_FB_TOKEN}}
-  base_url: {graph.url}
-  rules: [acme]
-  notify: [out]
-""")
+def test_pipeline_three_ticks_alert_each_match_once(graph: MetaGraphServer, tmp_path: Path) -> None:
+    deployed = deployment(tmp_path, {"fb": graph.url})
     now = int(time.time())
     post = graph.add_post("Acme CRM 5.2 is out", created=now - 600)
     wanted = {graph.add_comment(post, "How do I export from Acme?", author=ANNA, created=now - 500)}
     graph.add_comment(post, "Nice release", author=BEN, created=now - 400)
-    run(load_config(path), force_all=True)
+    deployed.tick()
     wanted.add(graph.add_comment(post, "Acme export is broken again", author=BEN, created=int(time.time())))
     graph.add_comment(post, "Lunch?", author=ANNA, created=int(time.time()))
-    run(load_config(path), force_all=True)
+    deployed.tick()
     wanted.add(graph.add_post("Does anyone know if Acme has a refund policy?", author=ANNA, created=int(time.time())))
-    report = run(load_config(path), force_all=True)
+    report = deployed.tick()
     assert all(outcome.ok for outcome in report.monitors)
-    keys = alerted(path)
-    assert sorted(keys) == sorted(f"facebook:{i}" for i in wanted)
+    assert sorted(deployed.alerted()) == sorted(f"facebook:{i}" for i in wanted)
 
 
-def test_a_revoked_token_fails_only_that_monitor(graph: MetaGraphServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EARFUL_TEST_FB_TOKEN", TOKEN)
+def test_a_revoked_token_fails_only_that_monitor(graph: MetaGraphServer, tmp_path: Path) -> None:
     with MetaGraphServer() as healthy:
-        path = deployment(tmp_path, f"""\
-broken:
-  connector: facebook
-  page_id: "{PAGE_ID}"
-  page_token: ${{EARFUL_TEST_FB_TOKEN}}
-  base_url: {graph.url}
-  rules: [acme]
-  notify: [out]
-fine:
-  connector: facebook
-  page_id: "{PAGE_ID}"
-  page_token: ${{EARFUL_TEST_FB_TOKEN}}
-  base_url: {healthy.url}
-  rules: [acme]
-  notify: [out]
-""")
+        deployed = deployment(tmp_path, {"broken": graph.url, "fine": healthy.url})
         healthy.add_post("Acme refund please", author=ANNA, created=int(time.time()) - 60)  # type: ignore[attr-defined]
         graph.expire_token()
-        report = run(load_config(path), force_all=True)
+        report = deployed.tick()
     outcomes = {o.name: o for o in report.monitors}
     assert outcomes["fine"].ok and outcomes["fine"].alerts == 1
     assert not outcomes["broken"].ok
     assert outcomes["broken"].error.startswith("monitor 'broken' (facebook): facebook monitor 'broken'")
     assert "the Page token is invalid or expired (code 190)" in outcomes["broken"].error and TOKEN not in outcomes["broken"].error
-    store = Store(load_config(path).state_path)
-    assert store.cursor("broken") is None  # untouched
-    store.close()
+    assert deployed.cursor("broken") is None  # untouched
 
 
 def test_verify_reads_one_item_per_edge_and_classifies_credentials(graph: MetaGraphServer) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,12 +17,11 @@ from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError
 from earful.core import Mention
 from earful.connectors.reddit import RedditConnector, RedditOptions, thing_mention
-from earful.connectors.social_query import compile_query
-from earful.monitors.config import load_config
+from earful.connectors.pushdown import compile_query
 from earful.sandbox.reddit import RedditServer
 from earful.sandbox.server import Response
-from earful.monitors.runner import run
-from earful.monitors.store import Store
+
+from .deploy import Deployment, acme_rules, write_deployment
 
 CLIENT_ID, CLIENT_SECRET = "test-app-id", "test-app-secret-4f9a"
 T = time.time()
@@ -461,7 +459,7 @@ def test_server_error_and_missing_subreddit(reddit: RedditServer) -> None:
 
 def test_token_endpoint_outage_is_not_blamed_on_the_credentials(reddit: RedditServer) -> None:
     reddit.fail_next(Response(503, "<html>upstream connect error</html>", {"Content-Type": "text/html"}))
-    with pytest.raises(ConnectorError, match="HTTP 503: Reddit server error") as caught:
+    with pytest.raises(ConnectorError, match="HTTP 503 .*; Reddit server error") as caught:
         connector(reddit, subreddits=["crm"]).fetch(None)
     assert "client_id" not in str(caught.value) and caught.value.status == 503
 
@@ -493,73 +491,33 @@ def test_timeout_is_honoured() -> None:
 
 # -- the real pipeline -----------------------------------------------------------------------------------
 
-RULES = """\
-brand:
-  name: Acme
-  accounts: {reddit: [acme_official, acme_support]}
-rules:
-  - id: complaint
-    query: 'acme (broken OR refund OR outage)'
-    labels: [complaint]
-    severity: high
-  - id: question
-    query: 'acme ("how do i" OR "does anyone")'
-    labels: [question]
-"""
-
-
-def deployment(tmp_path: Path, fake: RedditServer, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("EARFUL_TEST_REDDIT_ID", CLIENT_ID)
-    monkeypatch.setenv("EARFUL_TEST_REDDIT_SECRET", CLIENT_SECRET)
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "acme.yaml").write_text(RULES)
-    (tmp_path / "cron.yaml").write_text(textwrap.dedent(f"""\
-        state: state.db
-        destinations:
-          support:
-            type: console
-        monitors:
-          reddit-acme:
-            connector: reddit
-            schedule: "*/5 * * * *"
-            query: acme
-            subreddits: [crm]
-            client_id: ${{EARFUL_TEST_REDDIT_ID}}
-            client_secret: ${{EARFUL_TEST_REDDIT_SECRET}}
-            retries: 0
-            base_url: {fake.url}
-            rules: [acme]
-            notify: [support]
-        """))
-    return tmp_path / "cron.yaml"
-
-
-def alerted(config_path: Path) -> list[str]:
-    store = Store(config_path.parent / "state.db")
-    try:
-        return [row.cluster for row in store.outbox_rows() if row.kind == "alert"]  # delivered or held by flood control
-    finally:
-        store.close()
+def deployment(tmp_path: Path, fake: RedditServer) -> Deployment:
+    return write_deployment(tmp_path, {
+        "reddit-acme": {"connector": "reddit", "schedule": "*/5 * * * *", "query": "acme", "subreddits": ["crm"],
+                        "client_id": "${EARFUL_TEST_REDDIT_ID}", "client_secret": "${EARFUL_TEST_REDDIT_SECRET}", "retries": 0,
+                        "base_url": fake.url},
+    }, acme_rules({"reddit": ["acme_official", "acme_support"]}),
+        env={"EARFUL_TEST_REDDIT_ID": CLIENT_ID, "EARFUL_TEST_REDDIT_SECRET": CLIENT_SECRET})
 
 
 def test_end_to_end_three_runs_and_a_three_day_outage_alert_each_match_once(
-        tmp_path: Path, reddit: RedditServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    config = load_config(deployment(tmp_path, reddit, monkeypatch))
+        tmp_path: Path, reddit: RedditServer, capsys: pytest.CaptureFixture[str]) -> None:
+    deployed = deployment(tmp_path, reddit)
     real_now = datetime.now(timezone.utc)
     t0 = real_now - timedelta(days=4)  # the first three runs happen before a three-day outage
     base = t0.timestamp()
     broken = reddit.add_post("crm", title="Acme export broken", created_utc=base - 600)
     reddit.add_post("crm", title="Lunch ideas", created_utc=base - 500)
     reddit.add_post("crm", title="Acme 5.2 fixes the broken export", author="acme_official", created_utc=base - 400)
-    first = run(config, force_all=True, now=t0)
+    first = deployed.tick(now=t0)
     assert first.monitors[0].ok, first.monitors[0].error
     question = reddit.add_comment(broken["name"], body="How do I roll back acme to 5.1?", created_utc=base + 100)
-    second = run(config, force_all=True, now=t0 + timedelta(minutes=5))
+    second = deployed.tick(now=t0 + timedelta(minutes=5))
     assert second.monitors[0].ok and second.monitors[0].new_items == 1
     refund = reddit.add_post("crm", title="Acme refund please", created_utc=base + 400)
-    run(config, force_all=True, now=t0 + timedelta(minutes=10))
+    deployed.tick(now=t0 + timedelta(minutes=10))
     expected = {broken["name"], question["name"], refund["name"]}
-    assert sorted(alerted(tmp_path / "cron.yaml")) == sorted(f"reddit:{n}" for n in expected)
+    assert sorted(deployed.alerted()) == sorted(f"reddit:{n}" for n in expected)  # delivered or held by flood control
 
     outage_start = base + DAY
     for n in range(240):  # three days, every 18 minutes: more than two pages of /new
@@ -567,26 +525,18 @@ def test_end_to_end_three_runs_and_a_three_day_outage_alert_each_match_once(
         post = reddit.add_post("crm", title=title, created_utc=outage_start + n * 1080)
         if n % 12 == 0:
             expected.add(post["name"])
-    after_outage = run(config, force_all=True)
+    after_outage = deployed.tick()
     outcome = after_outage.monitors[0]
     assert outcome.ok and outcome.fetched == 240 and outcome.new_items == 240
     assert outcome.requests == 1 + 1 + 3 + 1  # token, search (20 hits), /new (3 pages), /comments
-    assert sorted(alerted(tmp_path / "cron.yaml")) == sorted(f"reddit:{n}" for n in expected)
-    idle = run(config, force_all=True).monitors[0]
+    assert sorted(deployed.alerted()) == sorted(f"reddit:{n}" for n in expected)
+    idle = deployed.tick().monitors[0]
     assert idle.ok and idle.fetched == 0 and idle.requests == 1 + 3
-    assert len(alerted(tmp_path / "cron.yaml")) == len(expected) == 23
+    assert len(deployed.alerted()) == len(expected) == 23
 
     # a 429 fails only this run, leaves the cursor where it was and defers the monitor
-    store = Store(tmp_path / "state.db")
-    cursor = store.cursor("reddit-acme")
-    store.close()
     reddit.fail_next(reddit.too_many_requests(reset=120))
-    limited = run(config, force_all=True)
-    assert not limited.monitors[0].ok and "429" in (limited.monitors[0].error or "") and limited.failed
-    store = Store(tmp_path / "state.db")
-    assert store.cursor("reddit-acme") == cursor
-    assert store.monitor_state("reddit-acme").get("defer_until")
-    store.close()
+    assert deployed.failing_tick("reddit-acme", "429").get("defer_until")
     assert CLIENT_SECRET not in capsys.readouterr().out
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,13 +16,13 @@ from pydantic import ValidationError
 from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError, RequestBudget
 from earful.core import Mention
-from earful.connectors.social_query import compile_query
+from earful.connectors.pushdown import compile_query
 from earful.connectors.x import XConnector, XOptions, snowflake_time, tweet_mention
-from earful.monitors.config import load_config
 from earful.sandbox.server import FakeServer, Request, Response
 from earful.sandbox.x import XServer, snowflake
-from earful.monitors.runner import budget_period, run
-from earful.monitors.store import Store
+from earful.monitors.runner import budget_period
+
+from .deploy import Deployment, acme_rules, write_deployment
 
 TOKEN = "AAAAAAAAAAAAAAAAAAAAAtest-bearer-9f3c"
 BRAND_ID = "1700000000000000001"
@@ -365,14 +364,14 @@ def test_invalid_token_names_monitor_and_source_without_the_token(x: XServer) ->
 
 
 def test_x_rejections_are_explained(x: XServer) -> None:
-    with pytest.raises(ConnectorError, match=r"HTTP 400: .*errors processing your request.*check the query") as caught:
+    with pytest.raises(ConnectorError, match=r"HTTP 400 \(.*errors processing your request.*\); check the query") as caught:
         connector(x, search="(acme OR").fetch(None)
     assert caught.value.status == 400
     x.fail_next(Response.json({"title": "Client Forbidden", "detail": "This request must be made using an approved developer account that is enrolled in the requested endpoint.", "reason": "client-not-enrolled", "type": "https://api.twitter.com/2/problems/client-forbidden"}, 403))
-    with pytest.raises(ConnectorError, match="HTTP 403: This request must be made using an approved developer account"):
+    with pytest.raises(ConnectorError, match=r"HTTP 403 \(This request must be made using an approved developer account"):
         connector(x).fetch(None)
     x.fail_next(Response(503, "<html>Over capacity</html>", {"Content-Type": "text/html"}))
-    with pytest.raises(ConnectorError, match="HTTP 503: X server error"):
+    with pytest.raises(ConnectorError, match="HTTP 503; X server error"):
         connector(x).fetch(None)
 
 
@@ -443,123 +442,66 @@ def test_budget_caps_the_run_and_exhaustion_makes_no_request(x: XServer) -> None
 
 # -- the real pipeline --------------------------------------------------------------------------------------------
 
-RULES = """\
-brand:
-  name: Acme
-  accounts: {x: [acme, acmesupport]}
-rules:
-  - id: complaint
-    query: 'acme (broken OR refund OR outage OR "no response")'
-    labels: [complaint]
-    severity: high
-  - id: question
-    query: 'acme ("how do i" OR "does anyone")'
-    labels: [question]
-"""
+def deployment(tmp_path: Path, fake: XServer, **options: Any) -> Deployment:
+    return write_deployment(tmp_path, {
+        "x-acme": {"connector": "x", "schedule": "*/15 * * * *", "query": "acme", "bearer_token": "${EARFUL_TEST_X_TOKEN}",
+                   "base_url": fake.url, **options},
+    }, acme_rules({"x": ["acme", "acmesupport"]}, complaint='broken OR refund OR outage OR "no response"'),
+        env={"EARFUL_TEST_X_TOKEN": TOKEN})
 
 
-def deployment(tmp_path: Path, fake: XServer, monkeypatch: pytest.MonkeyPatch, extra: str = "") -> Path:
-    monkeypatch.setenv("EARFUL_TEST_X_TOKEN", TOKEN)
-    (tmp_path / "rules").mkdir(exist_ok=True)
-    (tmp_path / "rules" / "acme.yaml").write_text(RULES)
-    (tmp_path / "cron.yaml").write_text(textwrap.dedent(f"""\
-        state: state.db
-        destinations:
-          support:
-            type: console
-        monitors:
-          x-acme:
-            connector: x
-            schedule: "*/15 * * * *"
-            query: acme
-            bearer_token: ${{EARFUL_TEST_X_TOKEN}}
-            base_url: {fake.url}
-            rules: [acme]
-            notify: [support]
-        """) + textwrap.indent(textwrap.dedent(extra), " " * 4))
-    return tmp_path / "cron.yaml"
-
-
-def alerted(tmp_path: Path) -> list[str]:
-    store = Store(tmp_path / "state.db")
-    try:
-        return [row.cluster for row in store.outbox_rows() if row.kind == "alert"]  # delivered or held by flood control
-    finally:
-        store.close()
-
-
-def test_end_to_end_three_runs_and_a_three_day_outage_alert_each_match_once(
-        tmp_path: Path, x: XServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = load_config(deployment(tmp_path, x, monkeypatch, "mentions_of: '@acme'\n"))
+def test_end_to_end_three_runs_and_a_three_day_outage_alert_each_match_once(tmp_path: Path, x: XServer) -> None:
+    deployed = deployment(tmp_path, x, mentions_of="@acme")
     real_now = datetime.now(timezone.utc)
     t0 = real_now - timedelta(days=4)
     base = t0.timestamp()
     broken = x.add_tweet("jdoe", "@acme the export is broken", created_at=base - 600)
     x.add_tweet("ann", "acme anvils are funny", created_at=base - 500)
     x.add_tweet("acme", "Acme 5.2 fixes the broken export", created_at=base - 400)
-    assert run(config, force_all=True, now=t0).monitors[0].ok
+    assert deployed.tick(now=t0).monitors[0].ok
     question = x.add_tweet("bob", "how do I roll back acme?", reply_to=broken["id"], created_at=base + 100)
-    second = run(config, force_all=True, now=t0 + timedelta(minutes=5)).monitors[0]
+    second = deployed.tick(now=t0 + timedelta(minutes=5)).monitors[0]
     assert second.ok and second.new_items == 1 and second.requests == 2
     refund = x.add_tweet("cat", "@acme refund please", created_at=base + 400)
-    run(config, force_all=True, now=t0 + timedelta(minutes=10))
+    deployed.tick(now=t0 + timedelta(minutes=10))
     expected = {broken["id"], question["id"], refund["id"]}
-    assert sorted(alerted(tmp_path)) == sorted(f"x:{i}" for i in expected)
+    assert sorted(deployed.alerted()) == sorted(f"x:{i}" for i in expected)  # delivered or held by flood control
 
     for n in range(260):  # three days of posts while earful was down
         text = f"acme outage report #{n}" if n % 2 == 0 else f"acme anvil meme #{n}"
         post = x.add_tweet(f"user{n % 30}", text, created_at=base + DAY + n * 990)
         if n % 2 == 0:
             expected.add(post["id"])
-    outcome = run(config, force_all=True).monitors[0]
+    outcome = deployed.tick().monitors[0]
     assert outcome.ok and outcome.fetched == 260 and outcome.requests == 4  # search: 3 pages; mentions: 1
-    assert sorted(alerted(tmp_path)) == sorted(f"x:{i}" for i in expected)
-    idle = run(config, force_all=True).monitors[0]
+    assert sorted(deployed.alerted()) == sorted(f"x:{i}" for i in expected)
+    idle = deployed.tick().monitors[0]
     assert idle.ok and idle.fetched == 0 and idle.requests == 2
 
-    store = Store(tmp_path / "state.db")
-    cursor = store.cursor("x-acme")
-    store.close()
     x.exhaust("search", reset_in=300)
-    limited = run(config, force_all=True)
-    assert not limited.monitors[0].ok and "429" in (limited.monitors[0].error or "") and limited.failed
-    store = Store(tmp_path / "state.db")
-    assert store.cursor("x-acme") == cursor
-    deferred = datetime.fromisoformat(store.monitor_state("x-acme")["defer_until"])
+    deferred = datetime.fromisoformat(deployed.failing_tick("x-acme", "429")["defer_until"])
     assert timedelta(seconds=250) < deferred - datetime.now(timezone.utc) <= timedelta(seconds=300)
-    store.close()
-    assert len(alerted(tmp_path)) == len(expected) == 133
+    assert len(deployed.alerted()) == len(expected) == 133
 
 
-def test_end_to_end_monthly_budget_is_persisted_and_never_overspent(tmp_path: Path, x: XServer,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    config = load_config(deployment(tmp_path, x, monkeypatch, "max_requests: 3\nmonthly_budget: 5\nfirst_run_lookback: 3d\n"))
+def test_end_to_end_monthly_budget_is_persisted_and_never_overspent(tmp_path: Path, x: XServer) -> None:
+    deployed = deployment(tmp_path, x, max_requests=3, monthly_budget=5, first_run_lookback="3d")
     now = time.time()
     posted = [x.add_tweet(f"u{n % 50}", f"acme refund request {n}", created_at=now - 2 * DAY + n * 400)["id"] for n in range(350)]
     period = budget_period(datetime.now(timezone.utc))
 
     def used() -> int:
-        store = Store(tmp_path / "state.db")
-        try:
+        with deployed.store() as store:
             return store.budgets(period)["x-acme"]["used"]
-        finally:
-            store.close()
 
-    first = run(config, force_all=True).monitors[0]
+    first = deployed.tick().monitors[0]
     assert first.ok and first.requests == 3 and first.fetched == 300 and used() == 3  # a pending window is left
-    second = run(config, force_all=True).monitors[0]
+    second = deployed.tick().monitors[0]
     assert second.ok and second.requests == 2 and second.fetched == 50 and used() == 5
-    assert sorted(alerted(tmp_path)) == sorted(f"x:{i}" for i in posted)
-    store = Store(tmp_path / "state.db")
-    cursor = store.cursor("x-acme")
-    store.close()
+    assert sorted(deployed.alerted()) == sorted(f"x:{i}" for i in posted)
     before = len(x.requests)
-    third = run(config, force_all=True)
-    assert third.failed and "monthly request budget exhausted (5/5" in (third.monitors[0].error or "")
+    deployed.failing_tick("x-acme", "monthly request budget exhausted (5/5")
     assert len(x.requests) == before and used() == 5
-    store = Store(tmp_path / "state.db")
-    assert store.cursor("x-acme") == cursor
-    store.close()
 
 
 # -- the fake itself holds X's walls ------------------------------------------------------------------------------
