@@ -166,13 +166,12 @@ def _show_queries(out: Console, config: Any) -> None:
     """The reply-tracking view: what was answered, what breached its SLA, and the KPI table."""
     from datetime import datetime, timedelta, timezone
 
-    from .replies import Query
     from .report import kpis
     from .store import Store
 
     store = Store(config.state_path)
     try:
-        queries = [Query.from_row(r) for r in store.rows("select * from queries order by posted_at")]
+        queries = store.all_queries()
         now = datetime.now(timezone.utc)
         table = Table(title="unanswered-query tracking (reply SLAs)")
         for column in ("item", "SLA", "state"):

@@ -18,8 +18,6 @@ from datetime import datetime, timedelta
 from earful.core import Mention
 from earful.core import SEVERITY_ORDER, Match
 
-from earful.core import iso
-
 from .store import OutboxRow, Store, match_to_row, mention_to_row
 
 CAPPED_KINDS = ("alert", "escalation")
@@ -34,9 +32,7 @@ def allowance(store: Store, destination: str, options: object, now: datetime) ->
         limits.append(per_run)
     per_hour = getattr(options, "max_per_hour", None)
     if per_hour is not None:
-        sent = store.row(
-            "select count(*) n from outbox where destination = ? and status = 'delivered' and kind in ('alert', 'escalation') "
-            "and delivered_at >= ?", [destination, iso(now - timedelta(hours=1))])["n"]
+        sent = store.delivered_since(destination, CAPPED_KINDS, now - timedelta(hours=1))
         limits.append(max(0, per_hour - sent))
     return min(limits) if limits else None
 
@@ -50,14 +46,13 @@ def hold_excess(store: Store, destination: str, options: object, rows: list[Outb
     excess = capped[limit:]
     held_ids = {r.id for r in excess}
     summary = _summary(store, destination, excess, now)
-    with store.db.atomic():
-        store.db.conn.executemany("update outbox set status = 'held', last_error = ? where id = ?",
-                                  [(f"held by flood control ({destination})", r.id) for r in excess])
+    with store.transaction():
+        store.hold_outbox_rows(held_ids, f"held by flood control ({destination})")
         store.enqueue(summary["key"], summary["cluster"], destination, summary["monitor"], now, kind="summary",
                       payload=summary["payload"])
     kept = [r for r in rows if r.id not in held_ids]
-    created = store.row("select * from outbox where key = ?", [summary["key"]])
-    return kept + [store.outbox_row(created)] if created else kept
+    created = store.outbox_by_key(summary["key"])
+    return kept + [created] if created else kept
 
 
 def _summary(store: Store, destination: str, rows: list[OutboxRow], now: datetime) -> dict:

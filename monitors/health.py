@@ -20,7 +20,7 @@ from earful.core import Mention
 from earful.core import Match, format_duration
 
 from .config import Config, MonitorConfig
-from earful.core import iso, parse_time
+from earful.core import parse_time
 from .store import Store, match_to_row, mention_to_row
 
 LEARN_WINDOW = timedelta(days=30)
@@ -36,9 +36,7 @@ class HealthEvent:
 
 def usual_gap(store: Store, monitor: str, now: datetime) -> timedelta | None:
     """The longest gap between runs that found something new, over the last 30 days."""
-    rows = store.rows("select started_at from runs where monitor = ? and status = 'ok' and new_items > 0 and started_at >= ? "
-                       "order by started_at", [monitor, iso(now - LEARN_WINDOW)])
-    times = [parse_time(r["started_at"]) for r in rows]
+    times = store.productive_run_starts(monitor, now - LEARN_WINDOW)
     gaps = [b - a for a, b in zip(times, times[1:])]
     return max(gaps) if len(gaps) >= MIN_GAPS else None
 
@@ -91,11 +89,8 @@ def _raise(config: Config, store: Store, monitor: MonitorConfig, now: datetime, 
                   severity="high" if kind == "unwatched" else "low")
     payload = {"mentions": [mention_to_row(mention)], "matches": [match_to_row(match)], "note": None}
     destinations = config.settings.health.notify or monitor.common.notify or config.settings.defaults.notify
-    with store.db.atomic():
+    with store.transaction():
         for destination in destinations:
             store.enqueue(f"{mention.key}#{destination}", mention.key, destination, monitor.name, now, kind="health", payload=payload)
-        store.db.execute(
-            "update monitor_state set health = ?, health_since = ?, health_incidents = ? where monitor = ?",
-            ["unwatched" if kind == "unwatched" else "ok", iso(now), incident, monitor.name],
-        )
+        store.report_health(monitor.name, "unwatched" if kind == "unwatched" else "ok", now, incident)
     return HealthEvent(monitor.name, kind, reason)

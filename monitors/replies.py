@@ -35,8 +35,8 @@ from earful.core import Mention
 from earful.core import Match, format_duration
 
 from .config import Config
-from earful.core import iso, parse_time
-from .store import Recorded, Store
+from earful.core import parse_time
+from .store import Query, Recorded, Store
 
 log = logging.getLogger("earful.replies")
 
@@ -44,35 +44,6 @@ BACKOFF = [timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), time
 TRACKED_LABELS = frozenset({"question", "complaint"})
 GIVE_UP_AFTER = timedelta(days=7)  # beyond the deadline: then the query closes as unanswered
 OPEN_STATES = ("open",)
-
-
-@dataclass(frozen=True)
-class Query:
-    cluster: str
-    item_key: str
-    monitor: str
-    source: str
-    posted_at: datetime
-    seen_at: datetime
-    deadline: datetime
-    sla: timedelta
-    status: str
-    checks: int
-    next_check_at: datetime | None
-    answered_at: datetime | None
-    answered_by: str | None
-    answer_url: str | None
-    escalated_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Query":
-        return cls(
-            cluster=row["cluster"], item_key=row["item_key"], monitor=row["monitor"], source=row["source"],
-            posted_at=parse_time(row["posted_at"]), seen_at=parse_time(row["seen_at"]), deadline=parse_time(row["deadline"]), sla=timedelta(seconds=row["sla_s"]),
-            status=row["status"], checks=row["checks"] or 0, next_check_at=parse_time(row["next_check_at"]),
-            answered_at=parse_time(row["answered_at"]), answered_by=row["answered_by"], answer_url=row["answer_url"],
-            escalated_at=parse_time(row["escalated_at"]),
-        )
 
 
 def sla_for(matches: list[Match], config: Config) -> timedelta | None:
@@ -140,14 +111,11 @@ def tracker(store: Store, config: Config, monitor: str, matches_by_key: dict[str
         if mention.brand_replied:
             status = "answered"
             answered_at = parse_time(str(mention.raw.get("reply_at"))) if mention.raw.get("reply_at") else None
-        store.db.execute(
-            "insert or ignore into queries (cluster, item_key, monitor, source, posted_at, seen_at, sla_s, business_hours, "
-            "deadline, status, checks, next_check_at, answered_at, answered_by, update_pending, escalated_at) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 0, ?)",
-            [record.cluster, mention.key, monitor, mention.source, iso(posted), iso(now), int(sla.total_seconds()),
-             int(config.business_hours() is not None), iso(deadline), status,
-             iso(next_check(now, now, deadline)) if status == "open" else None, iso(answered_at),
-             "the brand (shown on the page)" if status == "answered" else None, iso(escalated_at)],
+        store.open_query(
+            cluster=record.cluster, item_key=mention.key, monitor=monitor, source=mention.source, posted_at=posted,
+            seen_at=now, sla=sla, business_hours=config.business_hours() is not None, deadline=deadline, status=status,
+            next_check_at=next_check(now, now, deadline) if status == "open" else None, answered_at=answered_at,
+            answered_by="the brand (shown on the page)" if status == "answered" else None, escalated_at=escalated_at,
         )
 
     return on_record
@@ -158,11 +126,7 @@ def _answer_by_brand_mention(store: Store, mention: Mention, now: datetime) -> N
         return
     parent_key = f"{mention.source}:{mention.parent_id}"
     when = mention.created_at or now
-    store.db.execute(
-        "update queries set status = 'answered', answered_at = ?, answered_by = ?, answer_url = ?, update_pending = 1, "
-        "closed_at = ?, next_check_at = null where item_key = ? and status = 'open'",
-        [iso(when), mention.author, mention.url, iso(now), parent_key],
-    )
+    store.answer_queries_of_item(parent_key, when, mention.author, mention.url, now)
 
 
 # -- re-checking -------------------------------------------------------------
@@ -177,17 +141,12 @@ class RecheckReport:
     errors: list[str] | None = None
 
 
-def due_queries(store: Store, now: datetime) -> list[Query]:
-    rows = store.rows("select * from queries where status = 'open' and next_check_at <= ? order by next_check_at", [iso(now)])
-    return [Query.from_row(r) for r in rows]
-
-
 def recheck(config: Config, store: Store, now: datetime, connector_for: Callable[[str], Connector | None],
             report: RecheckReport | None = None) -> RecheckReport:
     """Ask sources about due open queries, within each monitor's per-run budget."""
     report = report or RecheckReport(errors=[])
     budget: dict[str, int] = {}
-    for query in due_queries(store, now):
+    for query in store.queries_due(now):
         monitor = config.monitors.get(query.monitor)
         if monitor is None:
             continue
@@ -215,69 +174,54 @@ def recheck(config: Config, store: Store, now: datetime, connector_for: Callable
 
 
 def _apply(store: Store, query: Query, status: ReplyStatus, now: datetime, report: RecheckReport) -> None:
-    with store.db.atomic():
-        if status.answered is True:
-            store.db.execute(
-                "update queries set status = 'answered', answered_at = ?, answered_by = ?, answer_url = ?, update_pending = 1, "
-                "closed_at = ?, checks = checks + 1, last_checked_at = ?, next_check_at = null where cluster = ?",
-                [iso(status.answered_at or now), status.answered_by, status.url, iso(now), iso(now), query.cluster],
-            )
-            report.answered += 1
-        elif status.answered is None:
-            store.db.execute(
-                "update queries set status = 'unknown', closed_at = ?, checks = checks + 1, last_checked_at = ?, "
-                "next_check_at = null where cluster = ?",
-                [iso(now), iso(now), query.cluster],
-            )
-            report.unknown += 1
+    if status.answered is True:
+        store.record_query_answered(query.cluster, status.answered_at or now, status.answered_by, status.url, now)
+        report.answered += 1
+    elif status.answered is None:
+        store.record_query_unknown(query.cluster, now)
+        report.unknown += 1
+    else:
+        moment = next_check(query.seen_at, now, query.deadline)
+        if moment is None:
+            store.record_query_given_up(query.cluster, now)
+            report.gave_up += 1
         else:
-            moment = next_check(query.seen_at, now, query.deadline)
-            if moment is None:
-                store.db.execute(
-                    "update queries set status = 'unanswered', closed_at = ?, checks = checks + 1, last_checked_at = ?, "
-                    "next_check_at = null where cluster = ?", [iso(now), iso(now), query.cluster])
-                report.gave_up += 1
-            else:
-                store.db.execute(
-                    "update queries set checks = checks + 1, last_checked_at = ?, next_check_at = ? where cluster = ?",
-                    [iso(now), iso(moment), query.cluster])
+            store.record_query_checked(query.cluster, now, moment)
 
 
 # -- breaches and answers -------------------------------------------------------
 
 def escalate_breaches(config: Config, store: Store, now: datetime, report: RecheckReport) -> None:
     """One escalation per breached open query, queued in the outbox."""
-    rows = store.rows("select * from queries where status = 'open' and deadline <= ? and escalated_at is null", [iso(now)])
-    for query in map(Query.from_row, rows):
+    for query in store.breached_queries(now):
         matches = store.cluster_matches(query.cluster)
         targets: dict[str, None] = {}
         for match in matches:
             targets.update(dict.fromkeys(match.escalate or ()))
         thread_keys: dict[str, str | None] = {}
         if not targets:  # no escalate: answer under the original messages
-            for row in store.rows("select destination, key from outbox where cluster = ? and kind = 'alert'", [query.cluster]):
-                targets[row["destination"]] = None
-                thread_keys[row["destination"]] = row["key"]
+            for destination, key in store.alert_destinations(query.cluster).items():
+                targets[destination] = None
+                thread_keys[destination] = key
         waited = format_duration(query.sla)
         note = (f"SLA breached: no reply from the brand within {waited}"
                 f"{' (business hours)' if config.business_hours() else ''}; deadline was {query.deadline:%Y-%m-%d %H:%M} UTC")
-        with store.db.atomic():
+        with store.transaction():
             for destination in targets:
                 if destination not in config.destinations:
                     continue
                 payload = {"note": note, "thread_key": thread_keys.get(destination)}
                 store.enqueue(f"{query.cluster}#escalation#{destination}", query.cluster, destination, query.monitor, now,
                               kind="escalation", payload=payload)
-            store.db.execute("update queries set escalated_at = ? where cluster = ?", [iso(now), query.cluster])
+            store.mark_query_escalated(query.cluster, now)
         report.escalated += 1
 
 
 def alert_note(store: Store, cluster: str) -> str | None:
     """What an item alert should say about its reply SLA when it goes out."""
-    row = store.row("select * from queries where cluster = ?", [cluster])
-    if row is None:
+    query = store.query(cluster)
+    if query is None:
         return None
-    query = Query.from_row(row)
     if query.status == "answered":
         return None
     if query.deadline <= query.seen_at:
@@ -301,8 +245,7 @@ def answer_note(query: Query, config: Config) -> str:
 def apply_answer_updates(config: Config, store: Store, destination_for: Callable[[str], Any], build_alert: Callable) -> list[str]:
     """Edit every delivered message of each newly answered item; errors are returned, rows stay pending."""
     errors: list[str] = []
-    for row in store.rows("select * from queries where update_pending = 1"):
-        query = Query.from_row(row)
+    for query in store.answered_queries_to_update():
         note = answer_note(query, config)
         done = True
         for outbox_row in store.delivered_rows(query.cluster):
@@ -314,20 +257,7 @@ def apply_answer_updates(config: Config, store: Store, destination_for: Callable
             except DeliveryError as exc:
                 errors.append(str(exc))
                 done = False
-        pending_alerts = store.row("select count(*) n from outbox where cluster = ? and kind = 'alert' and status != 'delivered'",
-                                    [query.cluster])["n"]
-        if done and not pending_alerts:
-            with store.db.atomic():
-                store.db.execute("update queries set update_pending = 0 where cluster = ?", [query.cluster])
+        if done and not store.undelivered_alerts(query.cluster):
+            store.mark_query_updates_done(query.cluster)
     return errors
 
-
-def next_check_time(store: Store) -> datetime | None:
-    row = store.row("select min(next_check_at) t from queries where status = 'open'")
-    return parse_time(row["t"]) if row and row["t"] else None
-
-
-def next_deadline(store: Store) -> datetime | None:
-    """The earliest deadline still waiting for its escalation."""
-    row = store.row("select min(deadline) t from queries where status = 'open' and escalated_at is null")
-    return parse_time(row["t"]) if row and row["t"] else None

@@ -13,8 +13,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from .config import Config
-from .replies import Query
-from earful.core import iso
 from .store import Store
 
 
@@ -48,9 +46,8 @@ def p90(values: list[float]) -> float:
 
 def kpis(config: Config, store: Store, since: datetime, now: datetime) -> list[ChannelKpis]:
     hours = config.business_hours()
-    rows = store.rows("select * from queries where seen_at >= ? order by source", [iso(since)])
     by_channel: dict[str, tuple[ChannelKpis, list[float]]] = {}
-    for query in map(Query.from_row, rows):
+    for query in store.queries_seen_since(since):
         kpi, times = by_channel.setdefault(query.source, (ChannelKpis(query.source), []))
         kpi.queries += 1
         if query.status == "unknown":

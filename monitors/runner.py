@@ -195,7 +195,7 @@ def next_wake(config: Config, store: Store, now: datetime) -> datetime | None:
             state = states.get(monitor.name, {})
             times.append(next_due(monitor.schedule, parse_time(state.get("last_start")), now, config.timezone,
                                   parse_time(state.get("defer_until"))))
-    for moment in (store.next_outbox_attempt(), replies.next_check_time(store), replies.next_deadline(store),
+    for moment in (store.next_outbox_attempt(), store.next_query_check(), store.next_query_deadline(),
                    digests.next_wake(config, store, now)):
         if moment is not None:
             times.append(moment)

@@ -39,7 +39,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from earful.core import Mention
 from earful.core import Match, Names, format_duration, one_or_many, parse_duration
 
-from earful.core import iso, parse_time
+from earful.core import iso
 
 from .store import Store, match_to_row, mention_to_row
 
@@ -95,20 +95,6 @@ class SpikeEvent:
     destinations: tuple[str, ...]
 
 
-SPIKE_DDL = """
-create table if not exists spike_alerts (
-    dimension text not null,
-    value text not null,
-    hour text not null,
-    count integer not null,
-    mean real not null,
-    stdev real not null,
-    threshold real not null,
-    raised_at text not null,
-    primary key (dimension, value, hour)
-)"""
-
-
 def _hour(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
@@ -130,9 +116,6 @@ class _Series:
 def hourly_counts(store: Store, since: datetime, until: datetime, keys: tuple[str, ...],
                   max_lag: timedelta) -> dict[tuple[str, str], _Series]:
     """Mentions per (dimension, value) per UTC hour of `items.first_seen_at`, in [since, until)."""
-    lag_days = max_lag.total_seconds() / 86400
-    fresh = "(i.created_at is null or julianday(i.first_seen_at) - julianday(i.created_at) <= ?)"
-    params = [iso(since), iso(until), lag_days]
     series: dict[tuple[str, str], _Series] = {}
 
     def add(dimension: str, value: str, hour: str, monitor: str, n: int) -> None:
@@ -142,20 +125,13 @@ def hourly_counts(store: Store, since: datetime, until: datetime, keys: tuple[st
         by_monitor[monitor] = by_monitor.get(monitor, 0) + n
 
     if "monitor" in keys or "source" in keys:
-        for row in store.rows(
-                f"select substr(i.first_seen_at, 1, 13) hour, i.monitor, i.source, count(*) n from items i "
-                f"where i.first_seen_at >= ? and i.first_seen_at < ? and i.author_is_brand = 0 and {fresh} "
-                f"group by hour, i.monitor, i.source", params):
+        for row in store.hourly_volume(since, until, max_lag):
             if "monitor" in keys:
                 add("monitor", row["monitor"], row["hour"], row["monitor"], row["n"])
             if "source" in keys:
                 add("source", row["source"], row["hour"], row["monitor"], row["n"])
     if "rule" in keys:
-        for row in store.rows(
-                f"select substr(i.first_seen_at, 1, 13) hour, i.monitor, m.pack, m.rule_id, count(distinct i.key) n "
-                f"from matches m join items i on i.key = m.item_key "
-                f"where i.first_seen_at >= ? and i.first_seen_at < ? and i.author_is_brand = 0 and {fresh} "
-                f"group by hour, i.monitor, m.pack, m.rule_id", params):
+        for row in store.hourly_rule_volume(since, until, max_lag):
             rule = f"{row['pack']}/{row['rule_id']}" if row["pack"] else row["rule_id"]
             add("rule", rule, row["hour"], row["monitor"], row["n"])
     return series
@@ -168,23 +144,16 @@ def baseline(series: _Series, hour: datetime, window_days: int) -> tuple[float, 
     return statistics.fmean(values), statistics.pstdev(values)
 
 
-def _first_runs(store: Store) -> dict[str, datetime]:
-    rows = store.rows("select monitor, min(started_at) first from runs group by monitor")
-    return {r["monitor"]: parse_time(r["first"]) for r in rows}
-
-
 # -- checking ------------------------------------------------------------------------------
 
 
 def check(config: "Config", store: Store, now: datetime, spike_config: SpikeConfig) -> list[SpikeEvent]:
     """Judge the current and the previous hour of every watched key; queue one alert per new spike."""
-    with store.db.atomic():
-        store.db.execute(SPIKE_DDL)
     current = _hour(now)
     hours = (current - HOUR, current)
     window = timedelta(days=spike_config.window_days)
     series = hourly_counts(store, hours[0] - window, current + HOUR, spike_config.keys, spike_config.max_lag)
-    first_runs = _first_runs(store)
+    first_runs = store.first_runs()
     destinations = tuple(spike_config.notify or config.settings.defaults.notify)
     events = []
     for (dimension, value), data in sorted(series.items()):
@@ -208,30 +177,19 @@ def check(config: "Config", store: Store, now: datetime, spike_config: SpikeConf
 
 def _recorded_or_cooling(store: Store, dimension: str, value: str, hour: datetime, cooldown: timedelta) -> bool:
     """True when this hour was already alerted, or another spike of the key is within `cooldown` of it."""
-    rows = store.rows("select hour from spike_alerts where dimension = ? and value = ? and hour > ? and hour < ?",
-                       [dimension, value, iso(hour - cooldown - HOUR), iso(hour + cooldown + HOUR)])
-    for row in rows:
-        other = parse_time(row["hour"])
-        if other == hour or abs(other - hour) < cooldown:
-            return True
-    return False
+    others = store.spike_hours(dimension, value, hour - cooldown - HOUR, hour + cooldown + HOUR)
+    return any(other == hour or abs(other - hour) < cooldown for other in others)
 
 
 def _top(store: Store, dimension: str, value: str, hour: datetime, spike_config: SpikeConfig) -> tuple[tuple[str, str], ...]:
     """The hour's most notable items: most places (crossposts) first, then the most recent."""
     if spike_config.top == 0:
         return ()
+    key: str | tuple[str, str] = value
     if dimension == "rule":
         pack, _, rule_id = value.rpartition("/")
-        where = "exists (select 1 from matches m where m.item_key = i.key and m.pack = ? and m.rule_id = ?)"
-        params: list[Any] = [pack, rule_id]
-    else:
-        where, params = f"i.{dimension} = ?", [value]
-    rows = store.rows(
-        f"select i.title, i.text, i.url, (select count(*) from items c where c.cluster = i.cluster) places from items i "
-        f"where i.first_seen_at >= ? and i.first_seen_at < ? and i.author_is_brand = 0 and {where} "
-        f"order by places desc, i.first_seen_at desc limit ?",
-        [iso(hour), iso(hour + HOUR), *params, spike_config.top])
+        key = (pack, rule_id)
+    rows = store.spike_top_items(dimension, key, hour, hour + HOUR, spike_config.top)
     from earful.alerts import format as fmt
 
     return tuple(((fmt.truncate(fmt.clean(r["title"] or r["text"] or ""), 120) or "(untitled)"), r["url"] or "") for r in rows)
@@ -266,10 +224,7 @@ def _raise(config: "Config", store: Store, event: SpikeEvent, spike_config: Spik
                "spike": {"dimension": event.dimension, "value": event.value, "hour": iso(event.hour), "count": event.count,
                          "mean": event.mean, "stdev": event.stdev, "threshold": event.threshold,
                          "top": [list(t) for t in event.top]}}
-    with store.db.atomic():
-        store.db.execute(
-            "insert into spike_alerts (dimension, value, hour, count, mean, stdev, threshold, raised_at) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?)",
-            [event.dimension, event.value, iso(event.hour), event.count, event.mean, event.stdev, event.threshold, iso(now)])
+    with store.transaction():
+        store.record_spike(event.dimension, event.value, event.hour, event.count, event.mean, event.stdev, event.threshold, now)
         for destination in event.destinations:
             store.enqueue(f"{mention.key}#{destination}", mention.key, destination, monitor, now, kind="spike", payload=payload)

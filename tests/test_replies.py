@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-import textwrap
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from earful import connectors
-from earful.core import Mention
+from earful.core import Mention, iso
 from earful.monitors.business_hours import BusinessHours
-from earful.monitors.config import load_config
 from earful.monitors.runner import run
-from earful.monitors.store import Store
+from earful.monitors.store import Query, Store
 
 from .fake_connector import SOURCES, Script
-from .support import CHANNEL, SLACK_TOKEN
+from .deploy import write_deployment
+from .support import CHANNEL, SLA_RULES, SLACK_ENV, slack_destination
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)  # a Monday
 
-RULES = """\
-brand:
-  name: Acme
-  accounts: {fake: [acme_support]}
-rules:
-  - id: question
-    query: 'acme ("how do i" OR "does anyone")'
-    labels: [question]
-    reply_within: 2h
-  - id: complaint
-    query: 'acme (broken OR refund)'
-    labels: [complaint]
-    severity: high
-    reply_within: 1h
-    escalate: [oncall]
-"""
-
+RULES = SLA_RULES + "    escalate: [oncall]\n"
 
 class Clock:
     def __init__(self, start: datetime):
@@ -60,37 +43,14 @@ def fake_source(monkeypatch):
 
 
 @pytest.fixture
-def setup(tmp_path, slack, monkeypatch):
-    monkeypatch.setenv("EARFUL_TEST_SLACK_TOKEN", SLACK_TOKEN)
-
-    def make(extra: str = "", health: str = "", connector: str = "fake") -> object:
-        (tmp_path / "rules").mkdir(exist_ok=True)
-        (tmp_path / "rules" / "acme.yaml").write_text(RULES)
-        (tmp_path / "cron.yaml").write_text(textwrap.dedent(f"""\
-            state: state.db
-            timezone: Europe/Berlin
-            destinations:
-              support:
-                type: slack
-                token: ${{EARFUL_TEST_SLACK_TOKEN}}
-                channel: {CHANNEL}
-                base_url: {slack.url}/api/
-                min_interval: 0
-                max_retries: 0
-              oncall:
-                type: slack
-                token: ${{EARFUL_TEST_SLACK_TOKEN}}
-                channel: C0ONCALL001
-                base_url: {slack.url}/api/
-                min_interval: 0
-            monitors:
-              forum:
-                connector: {connector}
-                schedule: "* * * * *"
-                rules: [acme]
-                notify: [support]
-            """) + extra + health)
-        return load_config(tmp_path / "cron.yaml")
+def setup(tmp_path, slack):
+    def make(settings: dict | None = None, connector: str = "fake", **monitor_options: object) -> object:
+        return write_deployment(tmp_path, {
+            "forum": {"connector": connector, "schedule": "* * * * *", **monitor_options},
+        }, RULES, settings={"timezone": "Europe/Berlin", **(settings or {})}, env=SLACK_ENV, destinations={
+            "support": slack_destination(slack, max_retries=0),
+            "oncall": slack_destination(slack, channel="C0ONCALL001"),
+        }).config
 
     slack.add_channel("oncall", "C0ONCALL001")
     return make
@@ -101,11 +61,11 @@ def post(external_id: str, text: str, at: datetime, author: str = "customer", pa
                    title="", text=text, created_at=at, parent_id=parent, kind="comment" if parent else "post")
 
 
-def queries(config) -> dict[str, dict]:
+def queries(config) -> dict[str, Query]:
     store = Store(config.state_path)
-    rows = {r["item_key"]: r for r in store.rows("select * from queries")}
+    tracked = {q.item_key: q for q in store.all_queries()}
     store.close()
-    return rows
+    return tracked
 
 
 def escalations(slack, channel=CHANNEL):
@@ -130,7 +90,7 @@ def test_answered_before_the_deadline_updates_the_message_and_never_escalates(se
         clock.advance(minutes=5)
         run(config, clock=clock)
     (row,) = queries(config).values()
-    assert row["status"] == "answered" and row["answered_by"] == "acme_support"
+    assert row.status == "answered" and row.answered_by == "acme_support"
     assert escalations(slack) == [] and escalations(slack, "C0ONCALL001") == []
     (message,) = slack.messages(CHANNEL)
     assert "answered by acme_support after 37m" in texts(slack)[0]
@@ -149,7 +109,7 @@ def test_answer_after_a_breach_escalates_once_then_updates(setup, slack):
     (escalation,) = slack.messages("C0ONCALL001")
     assert "SLA breached" in escalation["text"]
     (row,) = queries(config).values()
-    assert row["status"] == "answered"
+    assert row.status == "answered"
     (original,) = texts(slack)
     assert "answered by acme_support after 3h" in original and "breached" in original
 
@@ -163,7 +123,7 @@ def test_never_answered_escalates_once_into_the_thread_and_gives_up_later(setup,
         clock.now = T0 + timedelta(hours=hours)
         run(config, clock=clock)
     (row,) = queries(config).values()
-    assert row["status"] == "unanswered" and row["escalated_at"]
+    assert row.status == "unanswered" and row.escalated_at
     assert escalations(slack) == ["fake:q2#escalation#support"]
     original, reply = slack.messages(CHANNEL)
     assert reply.get("thread_ts") == original["ts"], "without `escalate`, the breach is answered in the original thread"
@@ -183,7 +143,7 @@ def test_recheck_backoff_at_most_one_check_per_step(setup, slack):
 
 
 def test_recheck_budget_per_run_is_respected(setup, slack):
-    config = setup(extra="    reply_checks_per_run: 2\n")
+    config = setup(reply_checks_per_run=2)
     clock = Clock(T0)
     SOURCES["forum"] = Script(mentions=[post(f"q{i}", f"how do i do thing {i} in acme?", T0) for i in range(5)])
     run(config, clock=clock)
@@ -203,7 +163,7 @@ def test_a_channel_that_cannot_see_replies_is_unknown_never_answered(setup, slac
         run(config, clock=clock)
         clock.advance(minutes=5)
     (row,) = queries(config).values()
-    assert row["status"] == "unknown" and row["answered_at"] is None
+    assert row.status == "unknown" and row.answered_at is None
     assert not any("answered" in t for t in texts(slack))
 
 
@@ -215,14 +175,14 @@ def test_a_failed_look_is_retried_not_taken_as_unknown(setup, slack):
         run(config, clock=clock)
         clock.advance(minutes=5)
     (row,) = queries(config).values()
-    assert row["status"] == "open" and row["checks"] == 2
+    assert row.status == "open" and row.checks == 2
     SOURCES["forum"].unsure = False
     SOURCES["forum"].answers["fake:q7"] = (T0 + timedelta(minutes=40), "acme_support")
     for _ in range(12):
         run(config, clock=clock)
         clock.advance(minutes=5)
     (row,) = queries(config).values()
-    assert row["status"] == "answered"
+    assert row.status == "answered"
 
 
 def test_a_brand_reply_seen_as_a_mention_answers_without_a_check(setup, slack):
@@ -234,7 +194,7 @@ def test_a_brand_reply_seen_as_a_mention_answers_without_a_check(setup, slack):
     SOURCES["forum"].mentions.append(post("r5", "Use Settings > Export.", T0 + timedelta(minutes=2), "acme_support", parent="q5"))
     run(config, clock=clock)
     (row,) = queries(config).values()
-    assert row["status"] == "answered" and row["answered_by"] == "acme_support"
+    assert row.status == "answered" and row.answered_by == "acme_support"
     assert SOURCES["forum"].reply_calls == []
     assert "answered by acme_support after 2m" in texts(slack)[0]
 
@@ -258,7 +218,7 @@ def test_failing_three_times_then_recovering_raises_one_unwatched_and_one_back(s
 
 
 def test_a_channel_gone_silent_is_unwatched(setup, slack):
-    config = setup(health="health:\n  silence_floor: 6h\n")
+    config = setup({"health": {"silence_floor": "6h"}})
     clock = Clock(T0)
     SOURCES["forum"] = Script()
     for i in range(5):  # something new every hour for a while
@@ -299,7 +259,7 @@ def test_bad_business_hours_are_rejected(spec):
 
 
 def test_business_hours_sla_in_config(setup, slack):
-    config = setup(extra="defaults:\n  business_hours: Mon-Fri 09:00-18:00\n  holidays: [2026-11-30]\n")
+    config = setup({"defaults": {"business_hours": "Mon-Fri 09:00-18:00", "holidays": ["2026-11-30"]}})
     assert config.business_hours() is not None
     friday_evening = datetime(2026, 11, 27, 16, 30, tzinfo=timezone.utc)  # 17:30 in Berlin
     clock = Clock(friday_evening)
@@ -307,14 +267,14 @@ def test_business_hours_sla_in_config(setup, slack):
     run(config, clock=clock)
     (row,) = queries(config).values()
     # complaint SLA 1h: 30 min on Friday, Monday 30th a holiday, 30 min on Tuesday
-    assert row["deadline"].startswith("2026-12-01T08:30")
+    assert iso(row.deadline).startswith("2026-12-01T08:30")
 
 
 def test_config_rejects_bad_business_hours(setup, tmp_path):
     from earful.monitors.yamlfile import ConfigError
 
     with pytest.raises(ConfigError) as info:
-        setup(extra="defaults:\n  business_hours: weekdays\n")
+        setup({"defaults": {"business_hours": "weekdays"}})
     assert any("business" in p.message or "business_hours" in p.message for p in info.value.problems)
 
 

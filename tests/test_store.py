@@ -118,3 +118,65 @@ def test_mentions_round_trip(store):
     assert back == m and back.raw == {"points": 3}
     (matched,) = store.cluster_matches(m.key)
     assert matched == match(m)
+
+
+def test_every_table_comes_from_a_migration(store):
+    """Nothing creates a table at run time: a fresh state already has them all."""
+    assert set(store.db.table_names()) == {"_sqlite_migrations", "items", "matches", "cursors", "outbox", "runs",
+                                           "monitor_state", "budgets", "queries", "spike_alerts"}
+
+
+def test_a_state_whose_spike_table_predates_its_migration_still_upgrades(tmp_path):
+    """Before m004, spike checks created `spike_alerts` on first use; m004 must accept such a file."""
+    import sqlite_utils
+
+    from earful.monitors.store.migrations import migrations
+
+    db = sqlite_utils.Database(tmp_path / "old.db")
+    migrations.apply(db, stop_before="m004_digests_and_spikes")
+    db.execute("create table spike_alerts (dimension text not null, value text not null, hour text not null, "
+               "count integer not null, mean real not null, stdev real not null, threshold real not null, "
+               "raised_at text not null, primary key (dimension, value, hour))")
+    db.close()
+    store = Store(tmp_path / "old.db")
+    store.record_spike("monitor", "hn", NOW, 12, 1.0, 0.5, 2.5, NOW)
+    assert store.spike_hours("monitor", "hn", NOW - timedelta(hours=1), NOW + timedelta(hours=1)) == [NOW]
+    store.close()
+
+
+def test_a_query_is_checked_answered_and_its_messages_updated(store):
+    records = ingest(store, mention("1", text="how do I export?"))
+    deadline = NOW + timedelta(hours=2)
+    with store.transaction():
+        store.open_query(cluster=records[0].cluster, item_key="rss:1", monitor="m", source="rss", posted_at=NOW,
+                         seen_at=NOW, sla=timedelta(hours=2), business_hours=False, deadline=deadline, status="open",
+                         next_check_at=NOW + timedelta(minutes=5), answered_at=None, answered_by=None, escalated_at=None)
+    assert store.next_query_check() == NOW + timedelta(minutes=5) and store.next_query_deadline() == deadline
+    assert store.queries_due(NOW) == []
+    (due,) = store.queries_due(NOW + timedelta(minutes=5))
+    store.record_query_checked(due.cluster, NOW + timedelta(minutes=5), NOW + timedelta(minutes=20))
+    assert store.query(due.cluster).checks == 1 and store.breached_queries(deadline) == [store.query(due.cluster)]
+    store.record_query_answered(due.cluster, NOW + timedelta(minutes=30), "acme_support", None, NOW + timedelta(minutes=40))
+    (answered,) = store.answered_queries_to_update()
+    assert answered.status == "answered" and answered.answered_by == "acme_support" and answered.checks == 2
+    assert store.next_query_check() is None and store.undelivered_alerts(due.cluster) == 1
+    store.mark_query_updates_done(due.cluster)
+    assert store.answered_queries_to_update() == [] and [q.item_key for q in store.all_queries()] == ["rss:1"]
+
+
+def test_a_budget_is_kept_per_monitor_and_period(store):
+    store.save_budget("x", "2026-11", 3, 100, NOW)
+    store.save_budget("x", "2026-11", 5, 100, NOW)
+    assert store.budget_used("x", "2026-11") == 5 and store.budget_used("x", "2026-12") == 0
+    assert store.budgets("2026-11")["x"]["limit_"] == 100
+
+
+def test_held_rows_are_not_due_and_not_counted_as_sent(store):
+    ingest(store, mention("1", text="x"), mention("2", text="y"))
+    first, second = store.due_outbox(NOW)
+    store.mark_delivered(first.id, "C1:1", NOW)
+    with store.transaction():
+        store.hold_outbox_rows([second.id], "held by flood control (support)")
+    assert store.due_outbox(NOW) == [] and store.outbox_rows("held")[0].last_error == "held by flood control (support)"
+    assert store.delivered_since("support", ("alert", "escalation"), NOW - timedelta(hours=1)) == 1
+    assert store.delivered_since("support", ("summary",), NOW - timedelta(hours=1)) == 0
