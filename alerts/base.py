@@ -7,12 +7,28 @@ return. Because a process can die between "the remote side accepted it" and
 "we wrote that down", destinations that can search their own history
 implement `find_delivered`, which the outbox calls before re-sending a row
 whose previous attempt is in doubt.
+
+Digests travel the same way: an `Alert` of kind `digest`, without
+mentions, whose `extra` is the digest already rendered for the
+destination's `digest_form` (the hub renders; it is stored in the outbox
+row, so `extra` is plain JSON and images are base64):
+
+* `slack`: `{"form": "slack", "message": {"text", "blocks", "metadata"}}`
+  for the summary, or `{"form": "slack", "file": {"png", "filename",
+  "title", "alt"}}` for its chart, a row of its own that follows the
+  summary (`alert.thread` is the summary's remote id);
+* `email`: `{"form": "email", "subject", "text", "html", "images": {cid:
+  png}, "headers"}`;
+* `console`: `{"form": "console", "headline", "summary", "parts",
+  "footer", "alarm"}` (see `alerts.console.render_digest`).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -56,6 +72,7 @@ class Destination:
 
     type: ClassVar[str] = ""
     Options: ClassVar[type[DestinationOptions]] = DestinationOptions
+    digest_form: ClassVar[str | None] = None  # the digest rendering it takes (slack, email, console); None: none
 
     def __init__(self, name: str, options: DestinationOptions):
         self.name = name
@@ -79,3 +96,25 @@ class Destination:
 
     def close(self) -> None:
         """Release clients; called once after delivery."""
+
+
+def digest_content(destination: Destination, alert: Alert) -> dict[str, Any]:
+    """The rendered digest `alert` carries, checked to be in `destination`'s form.
+
+    A row rendered for another form (the destination's type was changed in
+    cron.yaml after the digest was queued) cannot be sent as it is: a
+    permanent error, so the row is kept for an operator to see.
+    """
+    content = alert.extra or {}
+    if destination.digest_form is None or content.get("form") != destination.digest_form:
+        raise DeliveryError(f"{destination.type} destination {destination.name!r} cannot send a digest rendered for "
+                            f"{content.get('form') or 'nothing'}", permanent=True)
+    return content
+
+
+def decode_png(data: str) -> bytes:
+    """An image of a digest's content (base64 in the outbox row) as PNG bytes."""
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise DeliveryError(f"the digest's image is not valid base64: {exc}", permanent=True) from None

@@ -9,12 +9,16 @@ objects as plain strings, so `[bold red]` or `[link=...]` in a post is shown
 literally (stricter than `rich.markup.escape`, which only guards markup that
 goes through the parser). `format.clean` also drops control characters, so
 ANSI escape sequences in a post cannot move the cursor or clear the terminal.
+
+A digest arrives laid out and cleaned by the hub (`alerts.base` describes
+the shape) and is drawn by `render_digest`, which `earful digest` and the
+demo use too, so the terminal shows the same panel wherever it comes from.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal, Mapping
 
 from pydantic import Field
 from rich.console import Console, Group
@@ -22,7 +26,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from . import format as fmt
-from .base import Destination, DestinationOptions
+from .base import Destination, DestinationOptions, digest_content
 from earful.core import Alert
 
 SEVERITY_STYLE: dict[str, str] = {"low": "blue", "medium": "yellow", "high": "dark_orange", "critical": "bold red"}
@@ -82,15 +86,47 @@ def render(alert: Alert) -> Panel:
     return Panel(Group(*lines), title=title, title_align="left", subtitle=Text(alert.key, style="dim"), subtitle_align="right", border_style=style)
 
 
+def render_digest(content: Mapping[str, Any]) -> Panel:
+    """The panel for a digest laid out as `{"headline", "summary", "parts", "footer", "alarm"}`.
+
+    Each part is `{"title", "lines", "more"}`; each line a list of spans
+    `{"lead", "text", "trail", "url", "bold"}` whose text is already
+    cleaned; a linked span shows its (http) URL after it, dimmed.
+    """
+    from rich.style import Style
+
+    body: list[Text] = [Text(line) for line in content["summary"]]
+    for part in content["parts"]:
+        body.append(Text(""))
+        body.append(Text(part["title"], style="bold underline"))
+        for line in part["lines"]:
+            row = Text("  • ")
+            for span in line:
+                url, bold = span.get("url"), bool(span.get("bold"))
+                row.append(span.get("lead", ""))
+                row.append(span["text"], style=Style(bold=bold, link=url) if (bold or url) else "")
+                if url:
+                    row.append(f" {url}", style="dim cyan")
+                row.append(span.get("trail", ""))
+            body.append(row)
+        if part.get("more"):
+            body.append(Text(f"  …and {part['more']} more", style="dim"))
+    body += [Text(""), Text(content["footer"], style="dim")]
+    return Panel(Group(*body), title=Text(content["headline"], style="bold"), title_align="left",
+                 border_style="yellow" if content.get("alarm") else "green")
+
+
 class ConsoleDestination(Destination):
     """Prints alerts; cannot fail in a way worth retrying, so it never raises DeliveryError."""
 
     type: ClassVar[str] = "console"
     Options: ClassVar[type[DestinationOptions]] = ConsoleOptions
+    digest_form: ClassVar[str | None] = "console"
     options: ConsoleOptions
 
     def deliver(self, alert: Alert) -> str:
-        self._console().print(render(alert))
+        panel = render_digest(digest_content(self, alert)) if alert.kind == "digest" else render(alert)
+        self._console().print(panel)
         return f"console:{alert.key}"
 
     def update(self, remote_id: str, alert: Alert, note: str) -> str:

@@ -37,9 +37,12 @@ drop auto-submitted mail as a loop guard, and opening a ticket is the point;
 `X-Auto-Response-Suppress` still spares the thread Exchange's out-of-office
 replies.
 
-`send_email(subject, text, html=None, images=None, headers=None)` is the
-public entry point for other features (digests): inline PNG `images` are
-referenced from the HTML as `cid:<name>`. `smtplib`, `ssl` and `email` are
+Digests come through `deliver` like every alert (kind `digest`, already
+rendered, see `alerts.base`): one message with a plain-text part, an HTML
+part and the chart inline; its Message-ID is derived from the delivery key
+too. `send_email(subject, text, html=None, images=None, headers=None)` is
+the public entry point for a message of any other shape: inline PNG
+`images` are referenced from the HTML as `cid:<name>`. `smtplib`, `ssl` and `email` are
 standard library; they are imported on first use like every other client.
 """
 
@@ -60,7 +63,7 @@ from pydantic import ConfigDict, Field, SecretStr, ValidationInfo, field_validat
 from earful.core import Names
 
 from . import tickets as tk
-from .base import DeliveryError, Destination, DestinationOptions
+from .base import DeliveryError, Destination, DestinationOptions, decode_png, digest_content
 from earful.core import Alert
 
 if TYPE_CHECKING:
@@ -179,6 +182,7 @@ class EmailDestination(Destination):
 
     type: ClassVar[str] = "email"
     Options: ClassVar[type[DestinationOptions]] = EmailOptions
+    digest_form: ClassVar[str | None] = "email"
     options: EmailOptions
 
     def __init__(self, name: str, options: DestinationOptions):
@@ -198,7 +202,13 @@ class EmailDestination(Destination):
     # -- public -------------------------------------------------------------------
     def deliver(self, alert: Alert) -> str:
         """Send the alert; return its Message-ID. An escalation of a delivered
-        alert is a reply to it, marked important."""
+        alert is a reply to it, marked important; a digest is its rendered
+        message with the chart inline."""
+        if alert.kind == "digest":
+            mail = digest_content(self, alert)
+            images = {cid: decode_png(png) for cid, png in (mail.get("images") or {}).items()}
+            return self.send_email(mail["subject"], mail["text"], mail.get("html"), images or None,
+                                   {**(mail.get("headers") or {}), "Message-ID": self.message_id(alert.key)})
         t = tk.ticket_text(alert)
         headers = {"X-Earful-Key": alert.key}
         subject = self.subject(alert)

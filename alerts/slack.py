@@ -44,7 +44,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from http.client import HTTPException
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Iterator, Literal
 from urllib.parse import quote, urlsplit
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
@@ -52,7 +52,7 @@ from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_va
 from earful.core import Severity, one_or_many
 
 from . import format as fmt
-from .base import DeliveryError, Destination, DestinationOptions
+from .base import DeliveryError, Destination, DestinationOptions, decode_png, digest_content
 from earful.core import Alert
 
 if TYPE_CHECKING:
@@ -340,6 +340,21 @@ def build_metadata(alert: Alert) -> dict[str, Any]:
     return {"event_type": EVENT_TYPE, "event_payload": payload}
 
 
+def _carries_key(message: dict[str, Any], key: str) -> str | None:
+    """The ts of `message` when earful posted it for `key` (its metadata says so)."""
+    metadata = message.get("metadata") or {}
+    payload = metadata.get("event_payload") or {}
+    return message["ts"] if metadata.get("event_type") == EVENT_TYPE and payload.get("key") == key else None
+
+
+def _shared_file(message: dict[str, Any], filename: str) -> str | None:
+    """The id of the file named `filename` that `message` shares, if any."""
+    for shared in message.get("files") or ():
+        if shared.get("name") == filename and shared.get("id"):
+            return str(shared["id"])
+    return None
+
+
 def _retry_after(headers: dict[str, Any]) -> float | None:
     for name, value in headers.items():
         if name.lower() == "retry-after":
@@ -359,6 +374,7 @@ class SlackDestination(Destination):
 
     type: ClassVar[str] = "slack"
     Options: ClassVar[type[DestinationOptions]] = SlackOptions
+    digest_form: ClassVar[str | None] = "slack"
     options: SlackOptions
 
     def __init__(self, name: str, options: DestinationOptions):
@@ -368,58 +384,76 @@ class SlackDestination(Destination):
 
     # -- public -------------------------------------------------------------
     def deliver(self, alert: Alert) -> str:
-        """Post `alert`; return "CHANNEL_ID:ts" for a later chat.update."""
+        """Post `alert`; return "CHANNEL_ID:ts" for a later chat.update.
+
+        A digest (`alert.kind == "digest"`) is its rendered summary, or the
+        chart that follows it (returns "CHANNEL_ID:FILE_ID").
+        """
+        if alert.kind == "digest":
+            return self._deliver_digest(alert)
         ping = self._ping(alert)
-        channel_ref = self._channel_id or self.options.channel
-        thread: dict[str, str] = {}
+        channel, thread_ts = None, None
         if alert.thread:  # an escalation: answer under the original message
-            thread_channel, _, thread_ts = alert.thread.partition(":")
-            if thread_channel and thread_ts:
-                channel_ref, thread = thread_channel, {"thread_ts": thread_ts, "reply_broadcast": "true"}
+            thread_channel, _, ts = alert.thread.partition(":")
+            if thread_channel and ts:
+                channel, thread_ts = thread_channel, ts
+        return self.post_message(build_text(alert, ping=ping, note=alert.note), build_blocks(alert, ping=ping, note=alert.note),
+                                 build_metadata(alert), channel=channel, thread_ts=thread_ts, broadcast=True)
+
+    def post_message(self, text: str, blocks: list[Block] | list[dict[str, Any]], metadata: dict[str, Any], *,
+                     channel: str | None = None, thread_ts: str | None = None, broadcast: bool = False) -> str:
+        """chat.postMessage to the configured channel (or `channel`), paced per
+        channel, links and names never expanded; returns "CHANNEL_ID:ts".
+
+        `text`, `blocks` and `metadata` must already follow the escaping
+        policy above (`build_*`, `fit`, `link`). `thread_ts` answers under
+        a message; `broadcast` also shows that answer in the channel.
+        """
+        channel_ref = channel or self._channel_id or self.options.channel
+        thread = {"thread_ts": thread_ts, "reply_broadcast": "true" if broadcast else None} if thread_ts else {}
         self._pace()
         try:
-            response = self._call(
-                "chat_postMessage",
-                channel=channel_ref,
-                text=build_text(alert, ping=ping, note=alert.note),
-                blocks=build_blocks(alert, ping=ping, note=alert.note),
-                metadata=build_metadata(alert),
-                unfurl_links=False,
-                unfurl_media=False,
-                parse="none",
-                link_names=False,
-                **thread,
-            )
+            response = self._call("chat_postMessage", channel=channel_ref, text=text, blocks=blocks, metadata=metadata,
+                                  unfurl_links=False, unfurl_media=False, parse="none", link_names=False, **thread)
         finally:
             self._mark_posted()
-        channel = str(response.get("channel") or self._channel_id or self.options.channel)
-        self._channel_id = channel
-        return f"{channel}:{response['ts']}"
+        posted_to = str(response.get("channel") or channel_ref)
+        if channel is None:
+            self._channel_id = posted_to
+        return f"{posted_to}:{response['ts']}"
+
+    def upload_file(self, data: bytes, filename: str, *, title: str, alt: str | None = None,
+                    channel: str | None = None, thread_ts: str | None = None) -> str:
+        """Share `data` as a file in the channel (files_upload_v2), paced like a
+        post; returns "CHANNEL_ID:FILE_ID". `filename` is what
+        `find_delivered` looks for, so make it unique per delivery."""
+        channel_id = channel or self._resolve_channel()
+        self._pace()
+        try:
+            response = self._call("files_upload_v2", channel=channel_id, file=data, filename=filename, title=title,
+                                  alt_txt=alt, thread_ts=thread_ts)
+        finally:
+            self._mark_posted()
+        files = response.get("files") or [response.get("file") or {}]
+        return f"{channel_id}:{files[0].get('id', '')}"
 
     def find_delivered(self, alert: Alert, since: datetime) -> str | None:
-        """Search the channel's history from `since` for a message carrying `alert.key`.
+        """Search the channel's history from `since` for a message carrying
+        `alert.key` (a digest's chart: the file of that name).
 
         Returns None (with a warning) when the token may not read history,
         so the outbox falls back to sending again rather than stalling.
         """
+        upload = (alert.extra or {}).get("file") if alert.kind == "digest" else None
         if since.tzinfo is None:
             since = since.replace(tzinfo=timezone.utc)
-        oldest = f"{(since - CLOCK_SKEW).timestamp():.6f}"
         try:
-            channel = self._resolve_channel()
-            cursor: str | None = None
-            while True:
-                response = self._call(
-                    "conversations_history", channel=channel, oldest=oldest, include_all_metadata=True, limit=200, cursor=cursor
-                )
-                for message in response.get("messages") or ():
-                    metadata = message.get("metadata") or {}
-                    payload = metadata.get("event_payload") or {}
-                    if metadata.get("event_type") == EVENT_TYPE and payload.get("key") == alert.key:
-                        return f"{channel}:{message['ts']}"
-                cursor = (response.get("response_metadata") or {}).get("next_cursor")
-                if not cursor:
-                    return None
+            channel = alert.thread.partition(":")[0] if upload and alert.thread else self._resolve_channel()
+            for message in self._history(channel, since - CLOCK_SKEW):
+                found = _shared_file(message, upload["filename"]) if upload else _carries_key(message, alert.key)
+                if found:
+                    return f"{channel}:{found}"
+            return None
         except SlackError as exc:
             if exc.code in ("missing_scope", "not_in_channel", "not_allowed_token_type"):
                 log.warning("%s; cannot check for an earlier delivery of %s", exc, alert.key)
@@ -449,6 +483,16 @@ class SlackDestination(Destination):
         self._client = None
 
     # -- internals ----------------------------------------------------------
+    def _deliver_digest(self, alert: Alert) -> str:
+        content = digest_content(self, alert)
+        if "file" in content:  # the chart, shared in the channel the summary went to
+            upload = content["file"]
+            channel = alert.thread.partition(":")[0] if alert.thread else None
+            return self.upload_file(decode_png(upload["png"]), upload["filename"], title=upload["title"],
+                                    alt=upload.get("alt"), channel=channel)
+        message = content["message"]
+        return self.post_message(message["text"], message["blocks"], message["metadata"])
+
     def _where(self) -> str:
         return f"slack destination {self.name!r} (channel {self.options.channel})"
 
@@ -501,6 +545,17 @@ class SlackDestination(Destination):
             hint = f"the token needs the scope {data['needed']}"
         detail = f": {hint}" if hint else ""
         return SlackError(f"{self._where()}: {api} failed with Slack error {code}{detail}", code=code, permanent=code in PERMANENT_ERRORS)
+
+    def _history(self, channel: str, oldest: datetime) -> Iterator[dict[str, Any]]:
+        """The channel's messages since `oldest`, newest first, page by page, metadata included."""
+        cursor: str | None = None
+        while True:
+            response = self._call("conversations_history", channel=channel, oldest=f"{oldest.timestamp():.6f}",
+                                  include_all_metadata=True, limit=200, cursor=cursor)
+            yield from response.get("messages") or ()
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
 
     def _resolve_channel(self) -> str:
         """The channel id: configured, learnt from a post, or looked up by name once."""

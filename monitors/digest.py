@@ -25,9 +25,13 @@ What is counted, and why:
 
 Scheduling: each digest has a cron `schedule`; the period ends at the slot
 that fired (not at the moment the tick ran), so a digest sent an hour late
-still covers exactly Monday 09:00 to Monday 09:00. One row per (digest,
-slot, destination) in `digest_runs` makes each delivery happen once, with
-retries and back-off per destination, like the outbox.
+still covers exactly Monday 09:00 to Monday 09:00.
+
+Delivery: the digest is rendered once per destination and queued as outbox
+rows of kind `digest` keyed `digest:<name>:<period end>#<destination>`,
+then sent through the outbox like any alert (marked sending first,
+reconciled after a crash, backed off on failure). The key makes a period go
+out once: a re-run of the same period finds its rows and sends nothing.
 """
 
 from __future__ import annotations
@@ -35,10 +39,9 @@ from __future__ import annotations
 import bisect
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -47,13 +50,13 @@ from earful.core import SEVERITY_ORDER, Names
 
 from earful.core import iso, parse_time
 
-from .store import Store
+from .store import OutboxRow, Store
 
 if TYPE_CHECKING:
-    from earful.alerts.base import DeliveryError, Destination
+    from earful.alerts.base import Destination
 
     from .config import Config
-    from .outbox import DestinationPool
+    from .outbox import DeliveryReport, DestinationPool
     from .report import ChannelKpis
 
 log = logging.getLogger("earful.digest")
@@ -66,7 +69,6 @@ DEFAULT_SCHEDULES: dict[str, str] = {"day": "0 9 * * *", "week": "0 9 * * 1"}
 FIRST_SEND_GRACE = timedelta(hours=1)
 CHART_DAYS = 7  # a daily digest still charts a week, so the day can be compared with its neighbours
 LIST_LIMIT = 10  # unanswered queries, held items, spikes shown (the totals are always complete)
-FIRST_BACKOFF = timedelta(seconds=30)
 
 
 # -- configuration -------------------------------------------------------------
@@ -141,13 +143,11 @@ def configured(config: "Config") -> list[DigestConfig]:
 
 
 def can_receive(destination_type: str) -> bool:
-    """Slack and the console render digests themselves; any other type needs `send_email`."""
-    if destination_type in ("slack", "console"):
-        return True
+    """Whether destinations of this type take a digest (they declare a `digest_form`)."""
     from earful import alerts
 
     try:
-        return hasattr(alerts.load(destination_type), "send_email")
+        return getattr(alerts.load(destination_type), "digest_form", None) is not None
     except (KeyError, ImportError):
         return False
 
@@ -285,7 +285,7 @@ class Digest:
 
     @property
     def key(self) -> str:
-        return f"digest:{self.name}:{iso(self.end)}"
+        return digest_key(self.name, self.end)
 
     @property
     def reviews_total(self) -> int:
@@ -297,6 +297,11 @@ class Digest:
         if not rated:
             return None
         return sum((r.average or 0.0) * r.rated for r in self.reviews) / rated
+
+
+def digest_key(name: str, end: datetime) -> str:
+    """What names one period of one digest: the idempotency key of its deliveries, less the destination."""
+    return f"digest:{name}:{iso(end)}"
 
 
 # -- periods -----------------------------------------------------------------------
@@ -325,29 +330,6 @@ def slot(digest: DigestConfig, now: datetime, tz: tzinfo) -> datetime:
 # -- building -------------------------------------------------------------------------
 
 
-def _in(column: str, values: Sequence[str]) -> tuple[str, list[str]]:
-    return f"{column} in ({', '.join('?' for _ in values)})", list(values)
-
-
-def item_filter(filters: DigestFilters, alias: str = "i") -> tuple[str, list[Any]]:
-    """SQL (and parameters) selecting the items a digest covers: not the brand's own, and within `filters`."""
-    clauses, params = [f"{alias}.author_is_brand = 0"], []
-    for column, values in ((f"{alias}.monitor", filters.monitors), (f"{alias}.source", filters.sources)):
-        if values:
-            sql, args = _in(column, values)
-            clauses.append(sql)
-            params += args
-    if filters.rules:
-        ids, qualified = _in("fm.rule_id", filters.rules), _in("(fm.pack || '/' || fm.rule_id)", filters.rules)
-        clauses.append(f"exists (select 1 from matches fm where fm.item_key = {alias}.key and ({ids[0]} or {qualified[0]}))")
-        params += ids[1] + qualified[1]
-    if filters.labels:
-        sql, args = _in("fl.value", filters.labels)
-        clauses.append(f"exists (select 1 from matches fm, json_each(fm.labels) fl where fm.item_key = {alias}.key and {sql})")
-        params += args
-    return " and ".join(clauses), params
-
-
 def _changes(current: Mapping[str, int], previous: Mapping[str, int]) -> tuple[Change, ...]:
     names = set(current) | set(previous)
     found = [Change(n, current.get(n, 0), previous.get(n, 0)) for n in names]
@@ -362,13 +344,10 @@ def build(config: "Config", store: Store, period_end: datetime, period: str, fil
     prev_start, start, end = period_bounds(period_end, period, tz)
     chart_days = max(PERIOD_DAYS[period], CHART_DAYS)
     since = min(prev_start, _wall_shift(end, tz, -chart_days))
-    where, params = item_filter(filters)
-    rows = store.rows(
-        f"select i.key, i.cluster, i.source, i.site, i.kind, i.rating, i.first_seen_at from items i "
-        f"where i.first_seen_at >= ? and i.first_seen_at < ? and {where}", [iso(since), iso(end), *params])
+    rows = store.digest_items(since, end, filters)
     current = [r for r in rows if r["first_seen_at"] >= iso(start)]
     previous = [r for r in rows if iso(prev_start) <= r["first_seen_at"] < iso(start)]
-    verdicts = _verdicts(store, prev_start, end, where, params)
+    verdicts = _verdicts(store, prev_start, end, filters)
     labels = {key: v[1] for key, v in verdicts.items()}
     days = tuple(_wall_shift(end, tz, -chart_days + i) for i in range(chart_days))
     return Digest(
@@ -380,11 +359,11 @@ def build(config: "Config", store: Store, period_end: datetime, period: str, fil
         days=tuple(d.astimezone(tz) for d in days),
         daily=_daily([r for r in rows if r["first_seen_at"] >= iso(days[0])], days),
         reviews=_reviews(current, previous),
-        top_items=_top_items(store, current, verdicts, start, end, where, params, top),
+        top_items=_top_items(store, current, verdicts, start, end, filters, top),
         sla=_sla(config, store, start, end, filters),
-        **_unanswered(store, start, end, where, params),
+        **_unanswered(store, start, end, filters),
         **_channels(config, store, start, end, filters),
-        **_held(store, start, end, where, params),
+        **_held(store, start, end, filters),
         spikes=_spikes(store, start, end, filters),
     )
 
@@ -396,12 +375,10 @@ def _count(values) -> dict[str, int]:
     return counts
 
 
-def _verdicts(store: Store, since: datetime, until: datetime, where: str, params: list[Any]
+def _verdicts(store: Store, since: datetime, until: datetime, filters: DigestFilters
               ) -> dict[str, tuple[str, tuple[str, ...]]]:
     """(highest severity, labels) per item key, over every rule that matched it."""
-    rows = store.rows(
-        f"select m.item_key, m.severity, m.labels from matches m join items i on i.key = m.item_key "
-        f"where i.first_seen_at >= ? and i.first_seen_at < ? and {where}", [iso(since), iso(until), *params])
+    rows = store.digest_verdicts(since, until, filters)
     found: dict[str, tuple[str, dict[str, None]]] = {}
     for row in rows:
         severity, labels = found.get(row["item_key"], (row["severity"], {}))
@@ -449,7 +426,7 @@ def _reviews(current: list[dict[str, Any]], previous: list[dict[str, Any]]) -> t
 
 
 def _top_items(store: Store, current: list[dict[str, Any]], verdicts: Mapping[str, tuple[str, tuple[str, ...]]],
-               start: datetime, end: datetime, where: str, params: list[Any], top: int) -> tuple[TopItem, ...]:
+               start: datetime, end: datetime, filters: DigestFilters, top: int) -> tuple[TopItem, ...]:
     """Clusters active in the period: most places first, then the most severe, then the most recent."""
     if not current:
         return ()
@@ -459,9 +436,7 @@ def _top_items(store: Store, current: list[dict[str, Any]], verdicts: Mapping[st
         if row["first_seen_at"] < entry["first"]["first_seen_at"]:
             entry["first"] = row
         entry["last"] = max(entry["last"], row["first_seen_at"])
-    places = {r["cluster"]: r["n"] for r in store.rows(
-        f"select c.cluster, count(*) n from items c where c.cluster in (select i.cluster from items i "
-        f"where i.first_seen_at >= ? and i.first_seen_at < ? and {where}) group by c.cluster", [iso(start), iso(end), *params])}
+    places = store.digest_cluster_sizes(start, end, filters)
     severity: dict[str, str | None] = {}
     labels: dict[str, dict[str, None]] = {}
     for row in current:
@@ -499,12 +474,9 @@ def _sla(config: "Config", store: Store, start: datetime, end: datetime, filters
     return tuple(sorted(rows, key=lambda r: (-r.queries, r.channel)))
 
 
-def _unanswered(store: Store, start: datetime, end: datetime, where: str, params: list[Any]) -> dict[str, Any]:
+def _unanswered(store: Store, start: datetime, end: datetime, filters: DigestFilters) -> dict[str, Any]:
     """Queries nobody from the brand answered: still open, or given up on during the period."""
-    rows = store.rows(
-        f"select q.item_key, q.posted_at, q.deadline, q.status from queries q join items i on i.key = q.item_key "
-        f"where q.seen_at < ? and (q.status = 'open' or (q.status = 'unanswered' and q.closed_at >= ?)) and {where} "
-        f"order by q.deadline, q.item_key", [iso(end), iso(start), *params])
+    rows = store.digest_unanswered(start, end, filters)
     listed = []
     for row in rows[:LIST_LIMIT]:
         mention = store.item(row["item_key"])
@@ -516,16 +488,10 @@ def _unanswered(store: Store, start: datetime, end: datetime, where: str, params
 
 def _channels(config: "Config", store: Store, start: datetime, end: datetime, filters: DigestFilters) -> dict[str, Any]:
     """Monitors that failed runs or went unwatched in the period (and how many were watched at all)."""
-    runs = {r["monitor"]: r for r in store.rows(
-        "select monitor, count(*) runs, sum(status in ('failed', 'crashed')) failures from runs "
-        "where started_at >= ? and started_at < ? group by monitor", [iso(start), iso(end)])}
-    errors = {r["monitor"]: r["error"] for r in store.rows(
-        "select monitor, error from runs r where status in ('failed', 'crashed') and started_at >= ? and started_at < ? "
-        "and id = (select max(id) from runs x where x.monitor = r.monitor and x.status in ('failed', 'crashed') "
-        "and x.started_at >= ? and x.started_at < ?)", [iso(start), iso(end), iso(start), iso(end)])}
+    runs = store.digest_run_counts(start, end)
+    errors = store.digest_last_errors(start, end)
     incidents: dict[str, dict[str, None]] = {}
-    for row in store.rows("select monitor, payload from outbox where kind = 'health' and created_at >= ? and created_at < ?",
-                           [iso(start), iso(end)]):
+    for row in store.digest_health_notices(start, end):
         payload = json.loads(row["payload"] or "{}")
         for mention in payload.get("mentions") or ():
             if str(mention.get("external_id", "")).endswith(":unwatched"):
@@ -550,12 +516,9 @@ def _channels(config: "Config", store: Store, start: datetime, end: datetime, fi
     return {"channels": tuple(problems), "channels_watched": len(names)}
 
 
-def _held(store: Store, start: datetime, end: datetime, where: str, params: list[Any]) -> dict[str, Any]:
+def _held(store: Store, start: datetime, end: datetime, filters: DigestFilters) -> dict[str, Any]:
     """Alerts flood control held back in the period, one entry per item (whatever the destinations)."""
-    rows = store.rows(
-        f"select o.cluster, o.destination, o.created_at from outbox o join items i on i.key = o.cluster "
-        f"where o.status = 'held' and o.kind in ('alert', 'escalation') and o.created_at >= ? and o.created_at < ? "
-        f"and {where} order by o.created_at, o.id", [iso(start), iso(end), *params])
+    rows = store.digest_held(start, end, filters)
     clusters: dict[str, dict[str, Any]] = {}
     for row in rows:
         entry = clusters.setdefault(row["cluster"], {"at": row["created_at"], "destinations": {}})
@@ -570,10 +533,7 @@ def _held(store: Store, start: datetime, end: datetime, where: str, params: list
 
 def _spikes(store: Store, start: datetime, end: datetime, filters: DigestFilters) -> tuple[SpikeNote, ...]:
     """Volume spikes raised in the period (see spikes.py); with filters, only the selected keys."""
-    if not _has_table(store, "spike_alerts"):
-        return ()
-    rows = store.rows("select * from spike_alerts where hour >= ? and hour < ? order by hour, dimension, value",
-                       [iso(start), iso(end)])
+    rows = store.digest_spikes(start, end)
     wanted = {"monitor": filters.monitors, "source": filters.sources, "rule": filters.rules}
     notes = []
     for row in rows:
@@ -584,55 +544,19 @@ def _spikes(store: Store, start: datetime, end: datetime, filters: DigestFilters
     return tuple(notes)
 
 
-def _has_table(store: Store, name: str) -> bool:
-    return store.row("select 1 x from sqlite_master where type = 'table' and name = ?", [name]) is not None
-
-
 # -- scheduling ------------------------------------------------------------------------
 
-DIGEST_RUNS_DDL = """
-create table if not exists digest_runs (
-    digest text not null,
-    period_end text not null,
-    destination text not null,
-    period_start text not null,
-    status text not null,              -- sending | pending | delivered
-    attempts integer not null default 0,
-    message_id text,                   -- remote id of the message, once the destination accepted it
-    chart_done integer not null default 0,
-    next_attempt_at text,
-    last_attempt_at text,
-    last_error text,
-    permanent_error integer not null default 0,
-    created_at text not null,
-    delivered_at text,
-    primary key (digest, period_end, destination)
-)"""
+
+def _owed(rows: list[OutboxRow], *, followers: bool = False) -> list[OutboxRow]:
+    """The rows still to send; without `followers`, less those that follow a row
+    not delivered yet (a chart waits for its summary: it is not what is owed now)."""
+    delivered = {r.key for r in rows if r.status == "delivered"}
+    return [r for r in rows if r.status in ("pending", "sending")
+            and (followers or not (r.payload or {}).get("after") or r.payload["after"] in delivered)]
 
 
-def ensure_table(store: Store) -> None:
-    """Create `digest_runs` on first use (the same DDL can become a migration)."""
-    with store.db.atomic():
-        store.db.execute(DIGEST_RUNS_DDL)
-
-
-def _run_rows(store: Store, name: str, end: datetime) -> dict[str, dict[str, Any]]:
-    if not _has_table(store, "digest_runs"):
-        return {}
-    rows = store.rows("select * from digest_runs where digest = ? and period_end = ?", [name, iso(end)])
-    return {r["destination"]: r for r in rows}
-
-
-def _ever_sent(store: Store, name: str) -> bool:
-    return _has_table(store, "digest_runs") and store.row("select 1 x from digest_runs where digest = ? limit 1", [name]) is not None
-
-
-def _wants(row: dict[str, Any] | None, now: datetime) -> bool:
-    if row is None:
-        return True
-    if row["status"] == "delivered":
-        return False
-    return row["next_attempt_at"] is None or row["next_attempt_at"] <= iso(now)
+def _due_rows(rows: list[OutboxRow], now: datetime, *, followers: bool = False) -> list[OutboxRow]:
+    return [r for r in _owed(rows, followers=followers) if r.next_attempt_at is None or r.next_attempt_at <= now]
 
 
 def due(config: "Config", store: Store, now: datetime, digests: Sequence[DigestConfig] | None = None) -> list[DigestConfig]:
@@ -645,10 +569,11 @@ def due(config: "Config", store: Store, now: datetime, digests: Sequence[DigestC
     found = []
     for digest in configured(config) if digests is None else digests:
         end = slot(digest, now, config.timezone)
-        rows = _run_rows(store, digest.name, end)
-        if not rows and now - end > FIRST_SEND_GRACE and not _ever_sent(store, digest.name):
+        rows = store.digest_rows(digest_key(digest.name, end))
+        if not rows and now - end > FIRST_SEND_GRACE and not store.digest_ever_enqueued(digest.name):
             continue
-        if any(_wants(rows.get(dest), now) for dest in digest.destinations):
+        queued = {row.destination for row in rows}
+        if any(dest not in queued for dest in digest.destinations) or _due_rows(rows, now):
             found.append(digest)
     return found
 
@@ -661,8 +586,8 @@ def next_wake(config: "Config", store: Store, now: datetime,
     times = []
     for digest in configured(config) if digests is None else digests:
         times.append(next_due(digest.schedule, now, now, config.timezone))
-        rows = _run_rows(store, digest.name, slot(digest, now, config.timezone))
-        times += [parse_time(r["next_attempt_at"]) for r in rows.values() if r["status"] != "delivered" and r["next_attempt_at"]]
+        rows = store.digest_rows(digest_key(digest.name, slot(digest, now, config.timezone)))
+        times += [r.next_attempt_at for r in _owed(rows) if r.next_attempt_at]
     return min(times) if times else None
 
 
@@ -691,14 +616,8 @@ class SendReport:
 
 
 def kind_of(destination: "Destination") -> str | None:
-    """How a destination takes a digest: slack, email (anything with `send_email`), console; None if it cannot."""
-    if destination.type == "slack":
-        return "slack"
-    if hasattr(destination, "send_email"):
-        return "email"
-    if destination.type == "console":
-        return "console"
-    return None
+    """The digest rendering a destination takes (slack, email, console); None if it takes none."""
+    return getattr(destination, "digest_form", None)
 
 
 def render_chart(digest: Digest) -> tuple[bytes | None, str | None]:
@@ -716,13 +635,15 @@ def render_chart(digest: Digest) -> tuple[bytes | None, str | None]:
 
 def send(config: "Config", store: Store, digest_config: DigestConfig, now: datetime, pool: "DestinationPool",
          dry_run: bool = False, *, period_end: datetime | None = None) -> SendReport:
-    """Build the digest for its latest slot (or `period_end`) and deliver it to each destination once.
+    """Build the digest for its latest slot (or `period_end`), queue it once per destination, and deliver.
 
-    A destination that fails is retried on later ticks with back-off; one
-    that already has this period's digest is skipped. With `dry_run`
-    nothing is sent or written: the report carries the digest (and chart)
-    for the caller to show.
+    Rows already queued for this period are not queued again, so a re-run
+    sends nothing twice; rows waiting for a retry go when their back-off
+    ends (here or in the outbox's next run). With `dry_run` nothing is sent
+    or written: the report carries the digest (and chart) for the caller to show.
     """
+    from .outbox import deliver_rows
+
     end = period_end or slot(digest_config, now, config.timezone)
     digest = build(config, store, end, digest_config.period, digest_config.filters, name=digest_config.name,
                    top=digest_config.top_items)
@@ -732,17 +653,36 @@ def send(config: "Config", store: Store, digest_config: DigestConfig, now: datet
     if dry_run:
         report.deliveries = [Delivery(d, "dry-run") for d in digest_config.destinations]
         return report
-    ensure_table(store)
-    rows = _run_rows(store, digest.name, digest.end)
+    problems = _queue(store, pool, digest, report.chart, digest_config.destinations, now)
+    due_now = _due_rows(store.digest_rows(digest.key), now, followers=True)  # the outbox keeps a follower in order
+    delivered = deliver_rows(config, store, pool, due_now, lambda: now)
+    rows_now = store.digest_rows(digest.key)
     for name in digest_config.destinations:
-        row = rows.get(name)
-        if row is not None and row["status"] == "delivered":
-            report.deliveries.append(Delivery(name, "already", row["message_id"]))
-        elif not _wants(row, now):
-            report.deliveries.append(Delivery(name, "waiting", error=row["last_error"]))
+        if problems[name] is not None:
+            report.deliveries.append(Delivery(name, "failed", error=problems[name], permanent=True))
         else:
-            report.deliveries.append(_deliver_one(config, store, pool, digest, report.chart, name, row, now))
+            report.deliveries.append(_outcome(name, [r for r in rows_now if r.destination == name], delivered))
+    for failed in report.failed:
+        log.warning("digest %s to %s failed: %s", digest.name, failed.destination, failed.error)
     return report
+
+
+def _queue(store: Store, pool: "DestinationPool", digest: Digest, chart: bytes | None, destinations: Sequence[str],
+           now: datetime) -> dict[str, str | None]:
+    """Render and queue the digest for each destination that has no row for this period yet (one transaction).
+
+    Returns destination -> why it cannot take a digest (None when it can).
+    """
+    from . import digest_render as render
+
+    queued = {row.destination for row in store.digest_rows(digest.key)}
+    problems, rows = {}, []
+    for name in destinations:
+        form, problems[name] = _form(pool, name)
+        if form is not None and name not in queued:
+            rows += [(name, key, payload) for key, payload in render.deliveries(digest, chart, f"{digest.key}#{name}", form)]
+    store.enqueue_digest(digest.key, f"digest:{digest.name}", now, rows)
+    return problems
 
 
 def _spec_type(config: "Config", name: str) -> str | None:
@@ -750,152 +690,28 @@ def _spec_type(config: "Config", name: str) -> str | None:
     return spec.type if spec is not None else None
 
 
-def _deliver_one(config: "Config", store: Store, pool: "DestinationPool", digest: Digest, chart: bytes | None,
-                 name: str, row: dict[str, Any] | None, now: datetime) -> Delivery:
-    from earful.alerts.base import DeliveryError
-
-    destination, kind, problem = _open(pool, name)
-    _mark(store, digest, name, "sending", now, attempt=True)
-    if problem is not None:
-        return _failed(config, store, digest, name, now, DeliveryError(problem, permanent=True), row)
-    key = f"{digest.key}#{name}"
-    try:
-        if kind == "slack":
-            message_id = row["message_id"] if row else None
-            if row is not None and row["status"] == "sending" and message_id is None:
-                # The last attempt died after posting? The key is in the message metadata: look before re-posting.
-                message_id = _find_slack(destination, key, parse_time(row["last_attempt_at"]) or now)
-
-            def posted(remote_id: str) -> None:
-                _mark(store, digest, name, "sending", now, message_id=remote_id)
-
-            remote = _send_slack(destination, digest, chart, key, message_id, bool(row and row["chart_done"]), posted)
-        elif kind == "email":
-            remote = _send_email(destination, digest, chart, key)
-        else:
-            remote = _send_console(destination, digest)
-    except DeliveryError as exc:
-        return _failed(config, store, digest, name, now, exc, row)
-    except Exception as exc:  # noqa: BLE001 - a destination bug must not lose the digest
-        log.exception("digest %s: destination %s crashed", digest.name, name)
-        return _failed(config, store, digest, name, now, DeliveryError(f"{name}: unexpected {type(exc).__name__}: {exc}"), row)
-    _mark(store, digest, name, "delivered", now, message_id=remote, chart_done=True)
-    return Delivery(name, "delivered", remote)
-
-
-def _open(pool: "DestinationPool", name: str) -> tuple[Any, str | None, str | None]:
-    """(destination, how it takes a digest, problem): the problem is set when it cannot take one at all."""
+def _form(pool: "DestinationPool", name: str) -> tuple[str | None, str | None]:
+    """(the rendering the destination takes, None) or (None, why it cannot take a digest at all)."""
     try:
         destination = pool.get(name)
     except Exception as exc:  # noqa: BLE001 - a broken optional dependency must not stop other destinations
-        return None, None, f"cannot start destination '{name}': {exc}"
+        return None, f"cannot start destination '{name}': {exc}"
     if destination is None:
-        return None, None, f"destination '{name}' is not defined under 'destinations:'"
-    kind = kind_of(destination)
-    if kind is None:
-        return destination, None, (f"destination '{name}' (type {destination.type}) cannot receive digests; "
-                                   "use a slack, email or console destination")
-    return destination, kind, None
+        return None, f"destination '{name}' is not defined under 'destinations:'"
+    form = kind_of(destination)
+    if form is None:
+        return None, (f"destination '{name}' (type {destination.type}) cannot receive digests; "
+                      "use a slack, email or console destination")
+    return form, None
 
 
-def _mark(store: Store, digest: Digest, name: str, status: str, now: datetime, *, attempt: bool = False,
-          message_id: str | None = None, chart_done: bool = False) -> None:
-    with store.db.atomic():
-        store.db.execute(
-            "insert into digest_runs (digest, period_end, destination, period_start, status, attempts, message_id, "
-            "chart_done, last_attempt_at, created_at, delivered_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "on conflict(digest, period_end, destination) do update set status = excluded.status, "
-            "attempts = attempts + ?, message_id = coalesce(excluded.message_id, message_id), "
-            "chart_done = max(chart_done, excluded.chart_done), "
-            "last_attempt_at = coalesce(excluded.last_attempt_at, last_attempt_at), delivered_at = excluded.delivered_at, "
-            "last_error = case when excluded.status = 'delivered' then null else last_error end",
-            [digest.name, iso(digest.end), name, iso(digest.start), status, int(attempt), message_id, int(chart_done),
-             iso(now) if attempt else None, iso(now), iso(now) if status == "delivered" else None, int(attempt)],
-        )
-
-
-def _failed(config: "Config", store: Store, digest: Digest, name: str, now: datetime, error: "DeliveryError",
-            row: dict[str, Any] | None) -> Delivery:
-    """Back off like the outbox: the destination's Retry-After, else 30 s doubling up to `retry_max_backoff`."""
-    attempts = (row["attempts"] if row else 0) + 1
-    cap = config.settings.defaults.retry_max_backoff
-    if error.retry_after is not None:
-        wait = timedelta(seconds=max(1.0, error.retry_after))
-    else:
-        wait = cap if error.permanent else min(FIRST_BACKOFF * (2 ** (attempts - 1)), cap)
-    with store.db.atomic():
-        store.db.execute(
-            "update digest_runs set status = 'pending', last_error = ?, next_attempt_at = ?, permanent_error = ? "
-            "where digest = ? and period_end = ? and destination = ?",
-            [str(error), iso(now + wait), int(error.permanent), digest.name, iso(digest.end), name])
-    log.warning("digest %s to %s failed: %s", digest.name, name, error)
-    return Delivery(name, "failed", error=str(error), permanent=error.permanent)
-
-
-# -- destinations ------------------------------------------------------------------------
-# SlackDestination has no public "post these blocks" / "upload a file" API
-# yet, so the digest drives its internals (`_call`, `_pace`, ...): they
-# give the same error handling (SlackError, permanent codes, no token in
-# messages), rate-limit retries and per-channel pacing as alerts.
-
-
-def _find_slack(destination: Any, key: str, since: datetime) -> str | None:
-    from earful.core import Alert
-
-    probe = Alert(key=key, cluster=key, destination=destination.name, monitor="earful", mentions=(), matches=())
-    return destination.find_delivered(probe, since)
-
-
-def _send_slack(destination: Any, digest: Digest, chart: bytes | None, key: str, message_id: str | None,
-                chart_done: bool, posted: Callable[[str], None]) -> str:
-    """Post the Block Kit summary (once), then upload the chart into the same channel (once)."""
-    from . import digest_render as render
-
-    if message_id is None:
-        channel_ref = destination._channel_id or destination.options.channel
-        destination._pace()
-        try:
-            response = destination._call(
-                "chat_postMessage", channel=channel_ref, text=render.slack_text(digest),
-                blocks=render.slack_blocks(digest, chart=chart is not None), metadata=render.slack_metadata(digest, key),
-                unfurl_links=False, unfurl_media=False, parse="none", link_names=False)
-        finally:
-            destination._mark_posted()
-        channel = str(response.get("channel") or channel_ref)
-        destination._channel_id = channel
-        message_id = f"{channel}:{response['ts']}"
-        posted(message_id)
-    if chart is not None and not chart_done:
-        destination._pace()
-        try:
-            destination._call("files_upload_v2", channel=message_id.partition(":")[0], file=chart,
-                              filename=render.chart_filename(digest), title=render.chart_title(digest),
-                              alt_txt=render.chart_alt(digest))
-        finally:
-            destination._mark_posted()
-    return message_id
-
-
-def _send_email(destination: Any, digest: Digest, chart: bytes | None, key: str) -> str:
-    """Through alerts/email.py's `EmailDestination.send_email(subject, text, html, images, headers) -> str`.
-
-    `images` maps a Content-ID to PNG bytes; the HTML refers to it as `cid:<id>`.
-    """
-    from . import digest_render as render
-
-    images = {render.CHART_CID: chart} if chart is not None else None
-    return str(destination.send_email(
-        subject=render.subject(digest), text=render.text(digest, chart=chart is not None),
-        html=render.html(digest, chart_cid=render.CHART_CID if chart is not None else None),
-        images=images, headers={"X-Earful-Digest": key}))
-
-
-def _send_console(destination: Any, digest: Digest) -> str:
-    from rich.console import Console
-
-    from . import digest_render as render
-
-    options = destination.options
-    stream = sys.stderr if getattr(options, "stream", "stdout") == "stderr" else sys.stdout
-    Console(file=stream, width=getattr(options, "width", None), highlight=False, emoji=False).print(render.console(digest))
-    return f"console:{digest.key}"
+def _outcome(name: str, rows: list[OutboxRow], report: "DeliveryReport") -> Delivery:
+    """What became of one destination's rows in this send: the first row is the message, any other follows it."""
+    main = rows[0] if rows else None
+    remote_id = main.remote_id if main else None
+    if name in report.failed:
+        return Delivery(name, "failed", remote_id, report.failed[name], name in report.permanent)
+    if rows and all(r.status == "delivered" for r in rows):
+        sent_now = report.delivered.get(name, 0) + report.reconciled.get(name, 0)
+        return Delivery(name, "delivered" if sent_now else "already", remote_id)
+    return Delivery(name, "waiting", remote_id, next((r.last_error for r in rows if r.last_error), None))

@@ -11,14 +11,17 @@ the week looked like, and each format's escaping lives in one place:
   message stays under 50 blocks;
 * HTML: `html.escape` on cleaned text; only http(s) URLs become links;
 * plain text: cleaned text, links as `label <url>`;
-* console: rich `Text` built from plain strings (never parsed as markup).
+* console: the layout as plain JSON (`console_content`), drawn by
+  `alerts.console.render_digest` from plain strings (never parsed as markup).
 
 All user text is cleaned first (`alerts.format.clean`: one line, no control
-or bidi characters).
+or bidi characters). `deliveries` packs the renderings a destination takes
+into the outbox rows that carry them (see `alerts.base` for the shapes).
 """
 
 from __future__ import annotations
 
+import base64
 import html as htmllib
 import re
 from dataclasses import dataclass
@@ -474,30 +477,57 @@ def text(digest: Digest, *, chart: bool = False) -> str:
 # -- console ----------------------------------------------------------------------------------
 
 
-def console(digest: Digest):
-    """A rich renderable; user text is appended as plain strings, never parsed as markup."""
-    from rich.console import Group
-    from rich.panel import Panel
-    from rich.style import Style
-    from rich.text import Text
-
-    body: list[Text] = [Text(line) for line in summary(digest)]
+def console_content(digest: Digest) -> dict[str, Any]:
+    """The digest laid out for `alerts.console.render_digest`: plain JSON, spans already cleaned and cut."""
+    parts = []
     for part in layout(digest):
-        body.append(Text(""))
-        body.append(Text(part.title, style="bold underline"))
+        lines = []
         for line in part.lines:
-            row = Text("  • ")
+            spans = []
             for span in line:
                 lead, core, trail = _plain(span)
-                url = _http(span.url)
-                row.append(lead)
-                row.append(core, style=Style(bold=span.bold, link=url) if (span.bold or url) else "")
-                if url:
-                    row.append(f" {url}", style="dim cyan")
-                row.append(trail)
-            body.append(row)
-        if part.more:
-            body.append(Text(f"  …and {part.more} more", style="dim"))
-    body += [Text(""), Text(footer(digest), style="dim")]
-    return Panel(Group(*body), title=Text(headline(digest), style="bold"), title_align="left",
-                 border_style="yellow" if digest.channels else "green")
+                spans.append({"lead": lead, "text": core, "trail": trail, "url": _http(span.url), "bold": span.bold})
+            lines.append(spans)
+        parts.append({"title": part.title, "lines": lines, "more": part.more})
+    return {"form": "console", "headline": headline(digest), "summary": summary(digest), "parts": parts,
+            "footer": footer(digest), "alarm": bool(digest.channels)}
+
+
+def console(digest: Digest):
+    """A rich renderable; user text is appended as plain strings, never parsed as markup."""
+    from earful.alerts.console import render_digest
+
+    return render_digest(console_content(digest))
+
+
+# -- what the outbox carries ------------------------------------------------------------------
+
+
+def _png(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def deliveries(digest: Digest, chart: bytes | None, key: str, form: str) -> list[tuple[str, dict[str, Any]]]:
+    """(outbox key, payload) of each row that delivers `digest` to a destination taking `form`.
+
+    `key` names the delivery (`digest:<name>:<period end>#<destination>`).
+    Slack gets two rows: the summary, then the chart as a row of its own
+    that waits for the summary (`after`) and shares into its channel, so a
+    failed upload is retried without posting the summary twice.
+    """
+    if form == "slack":
+        message = {"text": slack_text(digest), "blocks": [b.to_dict() for b in slack_blocks(digest, chart=chart is not None)],
+                   "metadata": slack_metadata(digest, key)}
+        rows = [(key, {"content": {"form": "slack", "message": message}})]
+        if chart is not None:
+            upload = {"png": _png(chart), "filename": chart_filename(digest), "title": chart_title(digest), "alt": chart_alt(digest)}
+            rows.append((f"{key}#chart", {"content": {"form": "slack", "file": upload}, "after": key, "thread_key": key}))
+        return rows
+    if form == "email":
+        return [(key, {"content": {
+            "form": "email", "subject": subject(digest), "text": text(digest, chart=chart is not None),
+            "html": html(digest, chart_cid=CHART_CID if chart is not None else None),
+            "images": {CHART_CID: _png(chart)} if chart is not None else {}, "headers": {"X-Earful-Digest": key}}})]
+    if form == "console":
+        return [(key, {"content": console_content(digest)})]
+    raise ValueError(f"no digest rendering for {form!r}")

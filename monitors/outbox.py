@@ -11,6 +11,11 @@ the destination whether it already has that alert (Slack: the item key in
 message metadata) before sending again. A destination that fails backs off
 (its own Retry-After, else exponential) and the loop moves on to the next
 destination, so one broken Slack token never holds up the ticket system.
+
+Every kind of row takes this path: alerts, escalations, health, spike and
+flood-summary notices, and digests (rendered when queued, see
+`digest.send`). A row whose payload names another row `after` waits until
+that one is delivered (a digest's chart follows its summary).
 """
 
 from __future__ import annotations
@@ -53,14 +58,16 @@ def build_alert(store: Store, row: OutboxRow) -> Alert:
     """Rebuild the alert from state.db, so it lists every mention clustered so far.
 
     Notices (health, flood-control summaries, spikes) carry their own
-    synthetic mention in the row's payload;
-    escalations reuse the item's cluster and add a note, threaded under the
+    synthetic mention in the row's payload, digests their rendered content
+    (as `extra`); escalations reuse the item's cluster and add a note, threaded under the
     original message when the payload names it and it was delivered.
     """
     payload = row.payload or {}
     if "mentions" in payload:  # notices (health, flood summary, spike) carry their own synthetic mention
         mentions = tuple(row_to_mention(m) for m in payload["mentions"])
         matches = tuple(row_to_match(m) for m in payload["matches"])
+    elif "content" in payload:  # a digest: rendered content, no mentions
+        mentions, matches = (), ()
     else:
         mentions = tuple(store.cluster_mentions(row.cluster))
         matches = tuple(store.cluster_matches(row.cluster))
@@ -76,6 +83,7 @@ def build_alert(store: Store, row: OutboxRow) -> Alert:
         kind=row.kind,
         note=payload.get("note") if row.kind != "alert" else alert_note(store, row.cluster),
         thread=store.delivered_remote_id(thread_key) if thread_key else None,
+        extra=dict(payload.get("content") or {}),
     )
 
 
@@ -112,9 +120,17 @@ class DestinationPool:
 
 def deliver(config: Config, store: Store, pool: DestinationPool, clock: Callable[[], datetime]) -> DeliveryReport:
     """Send every due outbox row of every configured destination."""
+    report = deliver_rows(config, store, pool, store.due_outbox(clock(), destinations=config.destinations), clock)
+    report.pending = store.pending_count()
+    return report
+
+
+def deliver_rows(config: Config, store: Store, pool: DestinationPool, rows: list[OutboxRow],
+                 clock: Callable[[], datetime]) -> DeliveryReport:
+    """Send `rows` (due rows, oldest first), destination by destination, under flood control."""
     report = DeliveryReport()
     rows_by_destination: dict[str, list[OutboxRow]] = defaultdict(list)
-    for row in store.due_outbox(clock(), destinations=config.destinations):
+    for row in rows:
         rows_by_destination[row.destination].append(row)
     cap = config.settings.defaults.retry_max_backoff
     for name, rows in rows_by_destination.items():
@@ -123,16 +139,27 @@ def deliver(config: Config, store: Store, pool: DestinationPool, clock: Callable
         except Exception as exc:  # a broken optional dependency must not stop other destinations
             report.failed[name] = f"cannot start destination '{name}': {exc}"
             continue
+        if destination is None:
+            report.failed[name] = f"destination '{name}' is not defined under 'destinations:'"
+            report.permanent.add(name)
+            continue
         rows = flood.hold_excess(store, name, destination.options, rows, clock())
         _deliver_rows(store, destination, rows, report, cap, clock)
-    report.pending = store.pending_count()
     return report
+
+
+def _waits(store: Store, row: OutboxRow) -> bool:
+    """The row follows another (`after` in its payload) that is not delivered yet."""
+    after = (row.payload or {}).get("after")
+    return bool(after) and store.delivered_remote_id(after) is None
 
 
 def _deliver_rows(store: Store, destination: Destination, rows: list[OutboxRow], report: DeliveryReport,
                   cap: timedelta, clock) -> None:
     name = destination.name
     for row in rows:
+        if _waits(store, row):
+            continue
         alert = build_alert(store, row)
         if row.status == "sending":
             since = (row.last_attempt_at or row.created_at) - IN_DOUBT_MARGIN

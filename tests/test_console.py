@@ -95,3 +95,25 @@ def test_stderr_stream(capsys: pytest.CaptureFixture[str]) -> None:
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "pg1" in captured.err
+
+
+def test_a_digest_prints_its_layout_and_refuses_another_form(capsys):
+    from earful.alerts.base import DeliveryError
+
+    content = {"form": "console", "headline": "Weekly digest · Mon 16 – Sun 22 Nov 2026", "summary": ["2 mentions."],
+               "parts": [{"title": "Top items", "more": 3, "lines": [[
+                   {"lead": "", "text": "1. ", "trail": "", "url": None, "bold": False},
+                   {"lead": "", "text": "[bold red]not markup[/bold red]", "trail": "", "url": "https://x.example/1", "bold": True}]]}],
+               "footer": "earful · all channels", "alarm": True}
+    key = "digest:weekly:2026-11-23T00:00:00Z#terminal"
+    digest = Alert(key=key, cluster=key, destination="terminal", monitor="digest:weekly", mentions=(), matches=(), kind="digest",
+                   extra=content)
+    terminal = ConsoleDestination("terminal", ConsoleOptions(width=100))
+    assert terminal.deliver(digest) == f"console:{key}"
+    out = capsys.readouterr().out
+    assert "Weekly digest · Mon 16 – Sun 22 Nov 2026" in out and "[bold red]not markup[/bold red]" in out
+    assert "https://x.example/1" in out and "…and 3 more" in out
+    with pytest.raises(DeliveryError) as wrong:
+        terminal.deliver(Alert(key=key, cluster=key, destination="terminal", monitor="digest:weekly", mentions=(), matches=(),
+                               kind="digest", extra={"form": "email"}))
+    assert wrong.value.permanent

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import struct
-import textwrap
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -12,14 +11,16 @@ import pytest
 from earful.core import Mention
 from earful.monitors import digest as dg
 from earful.monitors import digest_render as render
-from earful.monitors.config import load_config
 from earful.sandbox.slack import block_problems
+from earful.monitors import outbox
 from earful.monitors.outbox import DestinationPool
 from earful.core import iso
 from earful.monitors.store import Store, mention_to_row
 from earful.core import Match
+from earful.alerts.email import EmailDestination, EmailOptions
 
-from .support import CHANNEL, SLACK_TOKEN
+from .deploy import write_deployment
+from .support import CHANNEL, SLACK_ENV, slack_destination
 
 END = datetime(2026, 11, 23, tzinfo=timezone.utc)  # a Monday, 00:00 UTC
 START = END - timedelta(days=7)
@@ -44,42 +45,17 @@ rules:
 """
 
 
-def make_config(tmp_path, slack, monkeypatch, timezone_name: str = "UTC"):
-    monkeypatch.setenv("EARFUL_TEST_SLACK_TOKEN", SLACK_TOKEN)
-    (tmp_path / "rules").mkdir(exist_ok=True)
-    (tmp_path / "rules" / "acme.yaml").write_text(RULES)
-    (tmp_path / "cron.yaml").write_text(textwrap.dedent(f"""\
-        state: state.db
-        timezone: {timezone_name}
-        destinations:
-          marketing:
-            type: slack
-            token: ${{EARFUL_TEST_SLACK_TOKEN}}
-            channel: {CHANNEL}
-            base_url: {slack.url}/api/
-            min_interval: 0
-            max_retries: 0
-          terminal:
-            type: console
-            width: 120
-        monitors:
-          feeds:
-            connector: rss
-            url: https://forum.example/latest.atom
-            rules: [acme]
-            notify: [marketing]
-          hn:
-            connector: rss
-            url: https://news.example/rss
-            rules: [acme]
-            notify: [marketing]
-        """))
-    return load_config(tmp_path / "cron.yaml")
+def make_config(tmp_path, slack, timezone_name: str = "UTC"):
+    return write_deployment(tmp_path, {
+        "feeds": {"connector": "rss", "url": "https://forum.example/latest.atom", "notify": ["marketing"]},
+        "hn": {"connector": "rss", "url": "https://news.example/rss", "notify": ["marketing"]},
+    }, RULES, settings={"timezone": timezone_name}, env=SLACK_ENV,
+        destinations={"marketing": slack_destination(slack, max_retries=0), "terminal": {"type": "console", "width": 120}}).config
 
 
 @pytest.fixture
 def config(tmp_path, slack, monkeypatch):
-    return make_config(tmp_path, slack, monkeypatch)
+    return make_config(tmp_path, slack)
 
 
 @pytest.fixture
@@ -329,7 +305,7 @@ def test_quiet_after_a_busy_week_says_what_it_was(config, store):
 
 
 def test_a_week_across_the_dst_change_is_seven_local_days(tmp_path, slack, monkeypatch):
-    config = make_config(tmp_path, slack, monkeypatch, "Europe/Berlin")
+    config = make_config(tmp_path, slack, "Europe/Berlin")
     end = datetime(2026, 10, 26, 0, 0, tzinfo=config.timezone)  # DST ended on Sunday 25 October
     prev, start, stop = dg.period_bounds(end, "week", config.timezone)
     assert start.astimezone(config.timezone) == datetime(2026, 10, 19, 0, 0, tzinfo=config.timezone)
@@ -398,9 +374,8 @@ def seed_hostile(store: Store) -> None:
     seed(store, "feeds", day(1, 11), "reddit", "js", title="<script>alert(1)</script>", url="javascript:alert(1)",
          rules=("bug",), text="x" * 5000)
     seed(store, "feeds", day(1, 12), "reddit", "long", title="L" * 5000, rules=("bug",))
-    rows = store.rows("select key from items")
-    for row in rows:
-        store.enqueue(f"{row['key']}#marketing", row["key"], "marketing", "feeds", day(6, 1))
+    for mention in store.all_mentions():
+        store.enqueue(f"{mention.key}#marketing", mention.key, "marketing", "feeds", day(6, 1))
     store.db.execute("update outbox set status = 'held'")
     store.db.conn.commit()
 
@@ -491,7 +466,7 @@ def test_a_failed_chart_upload_is_retried_without_posting_the_summary_twice(conf
     # Backing off: not due again until the retry time.
     assert dg.due(config, store, now + timedelta(seconds=10), [weekly]) == []
     retry_at = dg.next_wake(config, store, now, [weekly])
-    assert retry_at == now + dg.FIRST_BACKOFF
+    assert retry_at == now + outbox.FIRST_BACKOFF
 
     slack._methods["files.getUploadURLExternal"] = original
     assert [d.name for d in dg.due(config, store, retry_at, [weekly])] == ["weekly"]
@@ -501,22 +476,90 @@ def test_a_failed_chart_upload_is_retried_without_posting_the_summary_twice(conf
     assert len(slack.uploaded_files(CHANNEL)) == 1
 
 
-def test_an_interrupted_post_is_found_in_slack_not_repeated(config, store, slack):
+def test_an_interrupted_post_is_found_in_slack_not_repeated(config, store, slack, monkeypatch):
     """A process killed after Slack accepted the summary but before state.db heard of it."""
+
+    class Killed(BaseException):
+        """Stands in for SIGKILL at the fault point: nothing catches it."""
+
+    def kill(name):
+        if name == "during_delivery":
+            raise Killed
+
+    seed_week(store)
     weekly = dg.DigestConfig(name="weekly", schedule="0 0 * * 1", destinations=["marketing"])
     key = f"digest:weekly:{iso(END)}#marketing"
-    ts = slack.add_message(CHANNEL, "digest posted by a run that died", metadata={"event_type": "earful_alert",
-                                                                                "event_payload": {"key": key}})
-    dg.ensure_table(store)
-    died_at = datetime.now(timezone.utc) - timedelta(minutes=1)  # the fake stamps messages with the wall clock
-    store.db.execute("insert into digest_runs (digest, period_end, destination, period_start, status, attempts, "
-                     "last_attempt_at, created_at) values ('weekly', ?, 'marketing', ?, 'sending', 1, ?, ?)",
-                     [iso(END), iso(START), iso(died_at), iso(died_at)])
-    store.db.conn.commit()
+    monkeypatch.setattr(outbox.faults, "point", kill)
+    with pytest.raises(Killed):
+        dg.send(config, store, weekly, END + timedelta(minutes=1), DestinationPool(config))
+    monkeypatch.undo()
+    (summary, chart) = store.digest_rows(f"digest:weekly:{iso(END)}")
+    assert (summary.key, summary.status, chart.status) == (key, "sending", "pending")
+    (posted,) = slack.messages(CHANNEL)
+
+    # The next tick: the row in doubt is reconciled from the message metadata, then the chart follows.
+    assert [d.name for d in dg.due(config, store, END + timedelta(minutes=2), [weekly])] == ["weekly"]
     report = dg.send(config, store, weekly, END + timedelta(minutes=2), DestinationPool(config))
-    assert [(d.status, d.remote_id) for d in report.deliveries] == [("delivered", f"{CHANNEL}:{ts}")]
-    assert slack.requests_to("chat.postMessage") == []
+    assert [(d.status, d.remote_id) for d in report.deliveries] == [("delivered", f"{CHANNEL}:{posted['ts']}")]
+    assert len(slack.requests_to("chat.postMessage")) == 1
     assert len(slack.uploaded_files(CHANNEL)) == 1
+    assert [r.status for r in store.digest_rows(f"digest:weekly:{iso(END)}")] == ["delivered", "delivered"]
+
+
+def test_a_chart_upload_in_doubt_is_found_not_repeated(config, store, slack):
+    """The summary went out and the chart upload was cut off after Slack shared it: found by its file name."""
+    seed_week(store)
+    weekly = dg.DigestConfig(name="weekly", schedule="0 0 * * 1", destinations=["marketing"])
+    first = dg.send(config, store, weekly, END + timedelta(minutes=1), DestinationPool(config))
+    assert [d.status for d in first.deliveries] == ["delivered"]
+    (_, chart) = store.digest_rows(f"digest:weekly:{iso(END)}")
+    store.db.execute("update outbox set status = 'sending', remote_id = null where id = ?", [chart.id])
+    store.db.conn.commit()
+    again = dg.send(config, store, weekly, END + timedelta(minutes=2), DestinationPool(config))
+    assert [d.status for d in again.deliveries] == ["delivered"]
+    (file,) = slack.uploaded_files(CHANNEL)
+    assert store.digest_rows(f"digest:weekly:{iso(END)}")[1].remote_id == f"{CHANNEL}:{file['id']}"
+
+
+def test_a_rerun_for_the_same_period_sends_nothing(config, store, slack, capsys):
+    seed_week(store)
+    weekly = dg.DigestConfig(name="weekly", destinations=["marketing", "terminal"])
+    first = dg.send(config, store, weekly, END + timedelta(hours=2), DestinationPool(config), period_end=END)
+    assert [d.status for d in first.deliveries] == ["delivered", "delivered"]
+    printed = capsys.readouterr().out
+    assert printed.count("Weekly digest · Mon 16 – Sun 22 Nov 2026") == 1
+    for minutes in (1, 60 * 24):  # another tick, or `earful digest` run again a day later for the same period
+        again = dg.send(config, store, weekly, END + timedelta(hours=2, minutes=minutes), DestinationPool(config), period_end=END)
+        assert [d.status for d in again.deliveries] == ["already", "already"]
+    assert len(slack.requests_to("chat.postMessage")) == 1 and len(slack.uploaded_files()) == 1
+    assert capsys.readouterr().out == ""
+    assert len(store.digest_rows(f"digest:weekly:{iso(END)}")) == 3  # summary and chart to Slack, one to the terminal
+
+
+def test_a_failing_destination_backs_off_with_the_outbox_constants(config, store, slack):
+    from earful.sandbox.server import Response
+
+    seed_week(store)
+    weekly = dg.DigestConfig(name="weekly", schedule="0 0 * * 1", destinations=["marketing"])
+    broken = Response.json({"ok": False, "error": "internal_error"})
+    slack.fail_next(broken)
+    now = END + timedelta(minutes=1)
+    first = dg.send(config, store, weekly, now, DestinationPool(config))
+    assert first.deliveries[0].status == "failed" and "internal_error" in first.deliveries[0].error
+    summary, chart = store.digest_rows(f"digest:weekly:{iso(END)}")
+    assert (summary.status, summary.next_attempt_at) == ("pending", now + outbox.FIRST_BACKOFF)
+    assert chart.attempts == 0, "the chart waits for its summary"
+    assert not hasattr(dg, "FIRST_BACKOFF"), "one back-off, the outbox's"
+
+    retry = now + outbox.FIRST_BACKOFF
+    assert dg.due(config, store, retry - timedelta(seconds=1), [weekly]) == []
+    slack.fail_next(broken)
+    second = dg.send(config, store, weekly, retry, DestinationPool(config))
+    assert second.deliveries[0].status == "failed"
+    summary, chart = store.digest_rows(f"digest:weekly:{iso(END)}")
+    assert summary.next_attempt_at == retry + 2 * outbox.FIRST_BACKOFF and summary.attempts == 2
+    assert chart.attempts == 0 and slack.uploaded_files() == [] and slack.messages(CHANNEL) == []
+    assert dg.next_wake(config, store, retry, [weekly]) == retry + 2 * outbox.FIRST_BACKOFF
 
 
 def test_dry_run_builds_everything_and_sends_nothing(config, store, slack):
@@ -526,7 +569,7 @@ def test_dry_run_builds_everything_and_sends_nothing(config, store, slack):
     assert [d.status for d in report.deliveries] == ["dry-run"]
     assert png_size(report.chart) == (1000, 500)
     assert slack.requests == []
-    assert store.row("select count(*) n from digest_runs")["n"] == 0, "a dry run records nothing"
+    assert store.outbox_rows() == [], "a dry run records nothing"
 
 
 def test_undefined_or_unsuitable_destinations_fail_clearly(config, store):
@@ -544,7 +587,7 @@ def test_undefined_or_unsuitable_destinations_fail_clearly(config, store):
 
 
 def test_due_follows_the_schedule_and_never_surprises_on_install(tmp_path, slack, monkeypatch):
-    config = make_config(tmp_path, slack, monkeypatch, "Europe/Berlin")
+    config = make_config(tmp_path, slack, "Europe/Berlin")
     store = Store(config.state_path)
     weekly = dg.DigestConfig(name="weekly", period="week", destinations=["terminal"])  # default: Mondays 09:00
     assert weekly.schedule == "0 9 * * 1"
@@ -582,19 +625,18 @@ def test_digest_config_validates():
 # -- email and console ------------------------------------------------------------------------
 
 
-class StandInEmail:
-    """What alerts/email.py's EmailDestination offers the digest: `send_email`, nothing else."""
-
-    type = "email"
+class StandInEmail(EmailDestination):
+    """The real email destination, with `send_email` (its SMTP step, tested in test_email.py) recording instead."""
 
     def __init__(self, name: str = "inbox"):
-        self.name = name
+        super().__init__(name, EmailOptions(host="smtp.acme.example", sender="earful <digest@acme.example>",
+                                            to=["marketing@acme.example"]))
         self.sent: list[dict] = []
 
     def send_email(self, subject: str, text: str, html: str | None = None, images: dict[str, bytes] | None = None,
                    headers: dict[str, str] | None = None) -> str:
         self.sent.append({"subject": subject, "text": text, "html": html, "images": images, "headers": headers})
-        return f"<{len(self.sent)}@mail.example>"
+        return headers["Message-ID"]
 
 
 class StandInPool:
@@ -625,13 +667,14 @@ def test_send_by_email_through_send_email(config, store):
     inbox = StandInEmail()
     weekly = dg.DigestConfig(name="weekly", destinations=["inbox"])
     report = dg.send(config, store, weekly, END, StandInPool(inbox=inbox), period_end=END)
-    assert [(d.status, d.remote_id) for d in report.deliveries] == [("delivered", "<1@mail.example>")]
+    message_id = inbox.message_id(f"digest:weekly:{iso(END)}#inbox")
+    assert [(d.status, d.remote_id) for d in report.deliveries] == [("delivered", message_id)]
     (mail,) = inbox.sent
     assert mail["subject"] == "Weekly digest · Mon 16 – Sun 22 Nov 2026: 30 mentions (+7, +30%)"
     assert set(mail["images"]) == {render.CHART_CID} and png_size(mail["images"][render.CHART_CID]) == (1000, 500)
     assert f'src="cid:{render.CHART_CID}"' in mail["html"]
     assert "30 mentions (+7, +30% vs previous week)." in mail["text"]
-    assert mail["headers"] == {"X-Earful-Digest": f"digest:weekly:{iso(END)}#inbox"}
+    assert mail["headers"] == {"X-Earful-Digest": f"digest:weekly:{iso(END)}#inbox", "Message-ID": message_id}
     again = dg.send(config, store, weekly, END + timedelta(minutes=5), StandInPool(inbox=inbox), period_end=END)
     assert [d.status for d in again.deliveries] == ["already"] and len(inbox.sent) == 1
 
@@ -660,3 +703,28 @@ def test_without_matplotlib_the_digest_goes_out_without_its_chart(config, store,
     (message,) = slack.messages(CHANNEL)
     assert "chart follows" not in json.dumps(message["blocks"])
     assert slack.uploaded_files() == [] and slack.requests_to("files.") == []
+
+
+def test_what_digest_runs_sent_before_the_outbox_is_not_sent_again(config, slack):
+    """An older state.db: the period digest_runs delivered becomes a delivered outbox row, so it is not repeated."""
+    import sqlite_utils
+
+    from earful.monitors.store.migrations import migrations
+
+    old = sqlite_utils.Database(str(config.state_path))
+    migrations.apply(old, stop_before="m005_digests_in_the_outbox")
+    old.execute("insert into digest_runs (digest, period_end, destination, period_start, status, attempts, message_id, "
+                "chart_done, created_at, delivered_at) values ('weekly', ?, 'marketing', ?, 'delivered', 1, 'C1:1.2', 1, ?, ?)",
+                [iso(END), iso(START), iso(END), iso(END)])
+    old.conn.commit()
+    old.close()
+
+    store = Store(config.state_path)
+    weekly = dg.DigestConfig(name="weekly", schedule="0 0 * * 1", destinations=["marketing"])
+    (row,) = store.digest_rows(f"digest:weekly:{iso(END)}")
+    assert (row.key, row.status, row.remote_id) == (f"digest:weekly:{iso(END)}#marketing", "delivered", "C1:1.2")
+    assert dg.due(config, store, END + timedelta(minutes=5), [weekly]) == []
+    assert [d.status for d in dg.send(config, store, weekly, END + timedelta(minutes=5), DestinationPool(config)).deliveries] == ["already"]
+    assert slack.requests == []
+    assert "digest_runs" not in store.db.table_names()
+    store.close()

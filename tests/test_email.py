@@ -16,7 +16,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
@@ -30,38 +29,24 @@ from pydantic import ValidationError
 
 aiosmtpd = pytest.importorskip("aiosmtpd")
 from aiosmtpd.controller import Controller  # noqa: E402
-from aiosmtpd.smtp import AuthResult, LoginPassword  # noqa: E402
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword  # noqa: E402
 
 from earful import alerts  # noqa: E402
 from earful.alerts.base import DeliveryError
 from earful.core import Alert
 from earful.alerts.email import EmailDestination, EmailOptions  # noqa: E402
 from earful.core import Mention
-from earful.core import Match
 
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
-NOTE = "answered by acme_support after 37m"
-BREACH = "SLA breached: no reply from the brand within 2h; deadline was 2026-11-20 12:00 UTC"
+from .sample_alerts import BREACH, NOTE, T0, alert_to, mention
+
 USER, PASSWORD = "earful@acme.example", "smtp-very-secret-pass"
 SENDER = "earful <alerts@acme.example>"
 HELPDESK = "support@acme.freshdesk.com"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
-def mention(n: int = 1, **changes: Any) -> Mention:
-    base = Mention(source="reddit", external_id=f"t3_{n}", url=f"https://www.reddit.com/r/crm/comments/{n}/acme/", author=f"customer{n}",
-                   title="Acme support never responds", text="I asked three times on Facebook and nobody answered. Is Acme still alive?",
-                   created_at=T0, site="r/crm")
-    return base.replace(**changes)
-
-
-def alert(*mentions: Mention, severity: str = "high", kind: str = "alert", note: str | None = None, thread: str | None = None) -> Alert:
-    mentions = mentions or (mention(),)
-    cluster = mentions[0].key
-    key = f"{cluster}#escalation#mail" if kind == "escalation" else f"{cluster}#mail"
-    match = Match(mention_key=cluster, rule_id="complaint", pack="acme", labels=("complaint",), severity=severity)
-    return Alert(key=key, cluster=cluster, destination="mail", monitor="reddit-acme", mentions=tuple(mentions), matches=(match,),
-                 created_at=T0, kind=kind, note=note, thread=thread)
+def alert(*mentions: Mention, **details: Any) -> Alert:
+    return alert_to("mail", *mentions, labels=("complaint",), **details)
 
 
 # -- a real SMTP server -------------------------------------------------------------------------
@@ -84,6 +69,18 @@ class Mailbox:
     received: list[Received] = field(default_factory=list)
     refuse_rcpt: dict[str, str] = field(default_factory=dict)  # address -> SMTP reply
     data_reply: list[str] = field(default_factory=list)  # replies to the next DATA commands
+    closed: set[tuple[str, int]] = field(default_factory=set)  # peers whose session has ended
+    _closing: threading.Condition = field(default_factory=threading.Condition)
+
+    def session_closed(self, peer: tuple[str, int]) -> None:
+        with self._closing:
+            self.closed.add(peer)
+            self._closing.notify_all()
+
+    def wait_closed(self, peer: tuple[str, int], timeout: float = 10.0) -> bool:
+        """Wait until the server has ended `peer`'s session (say, for idling past its timeout)."""
+        with self._closing:
+            return self._closing.wait_for(lambda: peer in self.closed, timeout)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
         if address in self.refuse_rcpt:
@@ -106,8 +103,21 @@ def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth
     return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
 
+class SessionEndSMTP(SMTP):
+    """aiosmtpd's server protocol, telling the Mailbox when a session ends."""
+
+    def connection_lost(self, error: Exception | None) -> None:
+        peer = tuple(self.session.peer) if self.session else None
+        super().connection_lost(error)
+        if peer:
+            self.event_handler.session_closed(peer)
+
+
 class LocalController(Controller):
     """aiosmtpd's Controller on an ephemeral port (it connects to self.port to warm up)."""
+
+    def factory(self) -> SMTP:
+        return SessionEndSMTP(self.handler, **self.SMTP_kwargs)
 
     def _trigger_server(self) -> None:
         self.port = self.server.sockets[0].getsockname()[1]
@@ -281,13 +291,35 @@ def test_send_email_with_inline_images(serve: Any) -> None:
     assert len(mailbox.received) == 2
 
 
+def digest_alert(content: dict[str, Any], key: str = "digest:weekly:2026-11-23T00:00:00Z#mail") -> Alert:
+    return Alert(key=key, cluster=key.partition("#")[0], destination="mail", monitor="digest:weekly", mentions=(), matches=(),
+                 kind="digest", extra=content)
+
+
+def test_a_digest_is_its_rendered_message_with_the_chart_inline(serve: Any) -> None:
+    controller, mailbox = serve()
+    sink = destination(controller)
+    content = {"form": "email", "subject": "Weekly digest: 3 mentions", "text": "3 mentions this week",
+               "html": '<p>3 mentions</p><img src="cid:earful-digest-chart">',
+               "images": {"earful-digest-chart": base64.b64encode(PNG).decode()}, "headers": {"X-Earful-Digest": "k"}}
+    digest = digest_alert(content)
+    assert sink.deliver(digest) == sink.message_id(digest.key)  # a resend after a crash is the same message
+    message = mailbox.received[0].message
+    assert message["Subject"] == "Weekly digest: 3 mentions" and message["X-Earful-Digest"] == "k"
+    assert message["Message-ID"] == sink.message_id(digest.key)
+    assert parts(message)["image/png"].get_content() == PNG and parts(message)["image/png"]["Content-ID"] == "<earful-digest-chart>"
+    with pytest.raises(DeliveryError) as wrong:
+        sink.deliver(digest_alert({"form": "slack", "message": {}}))
+    assert wrong.value.permanent and len(mailbox.received) == 1
+
+
 def test_one_session_per_run_and_reconnect_when_dropped(serve: Any) -> None:
     controller, mailbox = serve(timeout=0.6)  # the server hangs up on sessions idle for 0.6 s
     sink = destination(controller)
     sink.deliver(alert(mention(1)))
     sink.deliver(alert(mention(2)))
     assert mailbox.received[0].peer == mailbox.received[1].peer
-    time.sleep(1.2)
+    assert mailbox.wait_closed(mailbox.received[1].peer)
     sink.deliver(alert(mention(3)))
     assert len(mailbox.received) == 3 and mailbox.received[2].peer != mailbox.received[1].peer
     sink.close()
