@@ -20,8 +20,8 @@ markup) or `"new-ids"` (G2 card ids become UUIDs) or `"no-next-data"`
 (Trustpilot without `__NEXT_DATA__`);
 `consent[site] = "banner"` (a OneTrust-style overlay over the full page) or
 `"wall"` (the overlay and no reviews until consent); `ignore_sort` (sites
-answering "most relevant" whatever the URL asks); `slow[site]` (seconds
-before answering); `bot_check[site] =
+answering "most relevant" whatever the URL asks); `hold_next` (a page
+that answers late); `bot_check[site] =
 "cloudflare"` (HTTP 403 "Just a moment..." challenge) or `"captcha"` (200
 with a captcha frame instead of the page); `fail_next` for 429/500s.
 Images on the pages point at this host, so a test can assert that the
@@ -36,7 +36,6 @@ import itertools
 import json
 import re
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -110,7 +109,6 @@ class ReviewSitesServer(FakeServer):
         self.consent: dict[str, str] = {}
         self.bot_check: dict[str, str] = {}
         self.ignore_sort: set[str] = set()  # sites that answer "most relevant" whatever the URL says
-        self.slow: dict[str, float] = {}  # seconds a site waits before answering
         self.page_sizes = dict(PAGE_SIZES)
         self._data_lock = threading.RLock()
         self._ids = {"g2": itertools.count(9_100_001), "capterra": itertools.count(4_700_001), "trustpilot": itertools.count(1)}
@@ -180,8 +178,6 @@ class ReviewSitesServer(FakeServer):
         )
         for site, pattern in routes:
             if m := re.fullmatch(pattern, path):
-                if self.slow.get(site):
-                    time.sleep(self.slow[site])
                 with self._data_lock:
                     return self._page(site, m.group(1), request)
         return Response(404, "<!DOCTYPE html><title>Not found</title><h1>404</h1>", {"Content-Type": HTML})

@@ -4,7 +4,8 @@ The demo and the tests both need local servers that speak real wire formats
 (Slack, Hacker News Algolia, RSS with ETags ...). Each fake subclasses
 `FakeServer` and implements `handle(request) -> Response`; the server binds
 port 0 so parallel tests never collide, records every request it received
-(for asserting request counts), and can be scripted to fail (`fail_next`).
+(for asserting request counts), and can be scripted to fail (`fail_next`)
+or to answer late (`hold_next`: the test decides when, so nothing sleeps).
 Only the standard library is used, so the demo needs nothing extra.
 """
 
@@ -14,7 +15,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -53,12 +54,37 @@ class Response:
         return cls(status, json.dumps(data).encode(), {"Content-Type": "application/json; charset=utf-8", **(headers or {})})
 
 
+@dataclass
+class Hold:
+    """The answer to one request, kept back until the test releases it.
+
+    A slow server without a sleep: the request is handled at once (its effects
+    are there to see), `arrived` is set, and the answer goes out only after
+    `release()`, so a client's timeout is certain and no test waits longer
+    than it must.
+    """
+
+    match: Callable[[Request], bool]
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    answered: threading.Event = field(default_factory=threading.Event)
+
+    def release(self, timeout: float = 10.0) -> None:
+        """Let the answer go; if the request came, wait until the server is done with it."""
+        self.released.set()
+        if self.arrived.is_set() and not self.answered.wait(timeout):
+            raise TimeoutError("the held answer was not written")
+
+
 class FakeServer:
     """Base class; use as a context manager or call start()/stop()."""
+
+    hold_limit = 30.0  # seconds a held answer waits for its release at most, so a failed test never hangs
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self.failures: list[Response] = []
+        self.holds: list[Hold] = []  # every hold asked for; a pending one has not `arrived`
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -72,6 +98,21 @@ class FakeServer:
         """Answer the next requests with these responses, in order."""
         with self._lock:
             self.failures.extend(responses)
+
+    def hold_next(self, match: Callable[[Request], bool] = lambda request: True) -> Hold:
+        """Hold back the answer to the next request that `match`es, until `release()`."""
+        hold = Hold(match)
+        with self._lock:
+            self.holds.append(hold)
+        return hold
+
+    def _claim_hold(self, request: Request) -> Hold | None:
+        with self._lock:
+            for hold in self.holds:
+                if not hold.arrived.is_set() and hold.match(request):
+                    hold.arrived.set()
+                    return hold
+        return None
 
     def requests_to(self, path_part: str) -> list[Request]:
         return [r for r in self.requests if path_part in r.path]
@@ -108,6 +149,19 @@ class FakeServer:
                     response = scripted or fake.handle(request)
                 except Exception as exc:  # a bug in a fake should be visible, not a hang
                     response = Response.json({"error": f"fake server error: {exc!r}"}, 500)
+                hold = fake._claim_hold(request)
+                if hold is None:
+                    self._answer(request, response)
+                    return
+                hold.released.wait(fake.hold_limit)
+                try:
+                    self._answer(request, response)
+                except OSError:  # the client gave up waiting, which is what a hold is for
+                    self.close_connection = True
+                finally:
+                    hold.answered.set()
+
+            def _answer(self, request: Request, response: Response) -> None:
                 payload = response.body
                 if not isinstance(payload, (bytes, str)):
                     payload = json.dumps(payload)
@@ -136,6 +190,8 @@ class FakeServer:
         return self
 
     def stop(self) -> None:
+        for hold in self.holds:  # no handler thread outlives the server waiting for a release
+            hold.released.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()

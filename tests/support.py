@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
+
+from earful.sandbox.server import DemoSource
+
+from .deploy import CONSOLE, Deployment, write_deployment
 
 SLACK_TOKEN = "xoxb-test-token"
 CHANNEL = "C0TESTSUPP1"
@@ -27,6 +30,38 @@ rules:
     query: 'acme ("how do i" OR "does anyone")'
     labels: [question]
 """
+
+
+SLA_RULES = """\
+brand:
+  name: Acme
+  accounts: {fake: [acme_support]}
+rules:
+  - id: question
+    query: 'acme ("how do i" OR "does anyone")'
+    labels: [question]
+    reply_within: 2h
+  - id: complaint
+    query: 'acme (broken OR refund)'
+    labels: [complaint]
+    severity: high
+    reply_within: 1h
+"""  # for tests/fake_connector.py's `fake` source: questions and complaints with a reply deadline
+POSTS = [
+    ("1", "Acme is broken again", "the export is broken since monday"),
+    ("2", "How do I reset Acme?", "how do i reset my acme password"),
+    ("3", "Lunch ideas", "nothing to do with the brand"),
+    ("4", "Acme refund please", "I want a refund for acme"),
+    ("5", "Does anyone use Acme with Zapier?", "does anyone know if acme works with zapier"),
+]  # forum posts for `atom`; under RULES, all but "3" match
+MATCHING = {"1", "2", "4", "5"}
+SLACK_ENV = {"EARFUL_TEST_SLACK_TOKEN": SLACK_TOKEN}
+
+
+def slack_destination(slack: Any, channel: str = CHANNEL, **options: Any) -> dict[str, Any]:
+    """A `type: slack` destination posting to the fake Slack, unthrottled (its token is in `SLACK_ENV`)."""
+    return {"type": "slack", "token": "${EARFUL_TEST_SLACK_TOKEN}", "channel": channel, "base_url": f"{slack.url}/api/",
+            "min_interval": 0, **options}
 
 
 def atom(entries: list[tuple[str, str, str]], title: str = "Acme feed") -> str:
@@ -51,19 +86,11 @@ def earful(*args: str, env: dict[str, str] | None = None, cwd: Path | None = Non
 
 
 @contextlib.contextmanager
-def demo_deployment(tmp_path: Path, monkeypatch: Any, source: Any) -> Iterator[Any]:
+def demo_deployment(tmp_path: Path, source: DemoSource) -> Iterator[Deployment]:
     """A fake's `demo_source` under the demo rule pack, with console destinations
-    `support` and `marketing`: yields the loaded Config while the fake runs."""
-    from earful.monitors.config import load_config
-
-    for name, value in source.env.items():
-        monkeypatch.setenv(name, value)
-    (tmp_path / "rules").mkdir(exist_ok=True)
-    (tmp_path / "rules" / "acme.yaml").write_text((resources.files("earful.sandbox") / "demo_data" / "acme.yaml").read_text())
+    `support` and `marketing`: yields the deployment while the fake runs."""
+    rules = (resources.files("earful.sandbox") / "demo_data" / "acme.yaml").read_text()
     with source.server:
         monitor = {k: v.replace("{url}", source.server.url) if isinstance(v, str) else v for k, v in source.monitor.items()}
-        lines = "\n".join(f"    {k}: {json.dumps(v)}" for k, v in monitor.items())
-        (tmp_path / "cron.yaml").write_text(f"state: state.db\ndestinations:\n  support:\n    type: console\n"
-                                            f"  marketing:\n    type: console\nmonitors:\n  {source.name}:\n{lines}\n"
-                                            f"    rules: [acme]\n    notify: [support]\n")
-        yield load_config(tmp_path / "cron.yaml")
+        yield write_deployment(tmp_path, {source.name: monitor}, rules, env=source.env,
+                               destinations={"support": CONSOLE, "marketing": CONSOLE})

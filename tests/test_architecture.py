@@ -87,7 +87,6 @@ SQL = re.compile(
 )
 
 
-@pytest.mark.xfail(reason="wave 3: SQL is moving into earful.monitors.store", strict=False)
 @pytest.mark.parametrize("package", PACKAGES)
 def test_only_the_store_runs_sql(package):
     """Every statement lives in `earful.monitors.store`; the rest calls its methods."""

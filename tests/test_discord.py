@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,12 +16,10 @@ from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError
 from earful.core import Mention
 from earful.connectors.discord import DiscordConnector, DiscordOptions, render_content, snowflake_at, snowflake_time
-from earful.monitors.config import load_config
 from earful.sandbox.discord import FORUM, DiscordServer, demo_source
 from earful.sandbox.server import Response
-from earful.monitors.runner import run
-from earful.monitors.store import Store
 
+from .deploy import Deployment, acme_rules, write_deployment
 from .support import demo_deployment
 
 TOKEN = "MTA5ODc2NTQzMjEwOTg3NjU0Mw.GxYz12.fake-bot-token-for-tests"
@@ -414,104 +411,50 @@ def test_verify_is_cheap_and_names_what_is_missing(discord: DiscordServer) -> No
 
 # -- the real pipeline ----------------------------------------------------------------------------------------
 
-RULES = """\
-brand:
-  name: Acme
-  accounts: {discord: ["900000000000000001"]}
-rules:
-  - id: complaint
-    query: 'acme (broken OR refund OR outage)'
-    labels: [complaint]
-    severity: high
-  - id: question
-    query: 'acme ("how do i" OR "does anyone")'
-    labels: [question]
-"""
+def deployment(tmp_path: Path, fake: DiscordServer) -> Deployment:
+    return write_deployment(tmp_path, {
+        "discord-acme": {"connector": "discord", "schedule": "*/5 * * * *", "bot_token": "${EARFUL_TEST_DISCORD_TOKEN}",
+                         "channels": [HELP, GENERAL], "include_threads": True, "base_url": fake.url},
+        "discord-other-server": {"connector": "discord", "schedule": "*/5 * * * *", "bot_token": "revoked-token-of-another-bot",
+                                 "channels": [GENERAL], "base_url": fake.url},
+    }, acme_rules({"discord": [BRAND]}), env={"EARFUL_TEST_DISCORD_TOKEN": TOKEN})
 
 
-def deployment(tmp_path: Path, fake: DiscordServer, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("EARFUL_TEST_DISCORD_TOKEN", TOKEN)
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "acme.yaml").write_text(RULES)
-    (tmp_path / "cron.yaml").write_text(textwrap.dedent(f"""\
-        state: state.db
-        destinations:
-          support:
-            type: console
-        monitors:
-          discord-acme:
-            connector: discord
-            schedule: "*/5 * * * *"
-            bot_token: ${{EARFUL_TEST_DISCORD_TOKEN}}
-            channels: ["{HELP}", "{GENERAL}"]
-            include_threads: true
-            base_url: {fake.url}
-            rules: [acme]
-            notify: [support]
-          discord-other-server:
-            connector: discord
-            schedule: "*/5 * * * *"
-            bot_token: revoked-token-of-another-bot
-            channels: ["{GENERAL}"]
-            base_url: {fake.url}
-            rules: [acme]
-            notify: [support]
-        """))
-    return tmp_path / "cron.yaml"
-
-
-def alerted(config_path: Path) -> list[str]:
-    store = Store(config_path.parent / "state.db")
-    try:
-        return [row.cluster for row in store.outbox_rows() if row.cluster.startswith("discord:")]  # not health alerts
-    finally:
-        store.close()
-
-
-def test_end_to_end_three_runs_alert_each_match_once(tmp_path: Path, discord: DiscordServer,
-                                                     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    config = load_config(deployment(tmp_path, discord, monkeypatch))
+def test_end_to_end_three_runs_alert_each_match_once(tmp_path: Path, discord: DiscordServer, capsys: pytest.CaptureFixture[str]) -> None:
+    deployed = deployment(tmp_path, discord)
     now = time.time()
     broken = discord.post(HELP, DANA, "Acme export is broken since 5.2", at=now - 600)
     discord.post(GENERAL, TOMASZ, "lunch anyone?", at=now - 500)
     discord.post(HELP, BRAND, "Acme 5.2.1 fixes the broken export", at=now - 400)
-    first = run(config, force_all=True)
+    first = deployed.tick()
     outcome = {o.name: o for o in first.monitors}
     assert outcome["discord-acme"].ok, outcome["discord-acme"].error
     bad = outcome["discord-other-server"]  # the other monitor's revoked token fails that monitor alone
     assert not bad.ok and "monitor 'discord-other-server' (discord)" in (bad.error or "") and "HTTP 401" in (bad.error or "")
     question = discord.post(HELP, TOMASZ, "How do I roll Acme back to 5.1?", at=now - 300, reply_to=broken["id"])
-    second = run(config, force_all=True)
+    second = deployed.tick()
     assert second.monitors[0].ok and second.monitors[0].new_items == 1
     thread = discord.add_thread(HELP, "refunds", owner=DANA, at=now - 250, starter=question["id"])
     refund = discord.post(thread, DANA, "Acme refund please", at=now - 200)
-    run(config, force_all=True)
-    assert sorted(alerted(tmp_path / "cron.yaml")) == sorted(f"discord:{m['id']}" for m in (broken, question, refund))
-    store = Store(tmp_path / "state.db")
-    cursor = store.cursor("discord-acme")
-    store.close()
+    deployed.tick()
+    assert sorted(deployed.alerted("discord", kind=None)) == sorted(f"discord:{m['id']}" for m in (broken, question, refund))
     discord.rate_limit_next(30.0)
-    limited = run(config, force_all=True)
-    assert not limited.monitors[0].ok and "429" in (limited.monitors[0].error or "")
-    store = Store(tmp_path / "state.db")
-    assert store.cursor("discord-acme") == cursor and store.monitor_state("discord-acme").get("defer_until")
-    store.close()
+    assert deployed.failing_tick("discord-acme", "429").get("defer_until")
     assert TOKEN not in capsys.readouterr().out
 
 
-def test_demo_source_alerts_the_right_items_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_source_alerts_the_right_items_once(tmp_path: Path) -> None:
     source = demo_source(time.time())
-    with demo_deployment(tmp_path, monkeypatch, source) as config:
-        first = run(config, force_all=True)
+    with demo_deployment(tmp_path, source) as deployed:
+        first = deployed.tick()
         assert first.monitors[0].ok, first.monitors[0].error
-        store = Store(tmp_path / "state.db")
-        texts = {store.item(row.cluster).text[:40]: row.destination for row in store.outbox_rows()}
-        items = {m.key: m for m in map(store.item, [r["key"] for r in store.rows("select key from items")])}
-        store.close()
+        alerted, stored = deployed.stored()
+        texts = {item.text[:40]: destination for item, destination in alerted}
+        items = {m.key: m for m in stored}
         assert len(texts) == 7 and list(texts.values()).count("marketing") == 1
         assert not any(t.startswith(("Acme CRM 5.2 is out", "Anyone up for")) for t in texts)  # the brand's post, chatter
-        assert run(config, force_all=True).monitors[0].alerts == 0
-        reader = DiscordConnector(config.monitors[source.name].options,
+        assert deployed.tick().monitors[0].alerts == 0
+        reader = DiscordConnector(deployed.config.monitors[source.name].options,
                                   ConnectorContext(monitor=source.name, brand_accounts={"discord": (BRAND,)}))
         by_text = {m.text[:20]: m for m in items.values()}
         assert reader.replies(by_text["Acme sync with Outlo"]).answered is True  # the brand's bot replied

@@ -7,7 +7,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
@@ -21,29 +20,13 @@ from earful.alerts.github import API_VERSION, GitHubDestination, GitHubOptions, 
 from earful.alerts.tickets import ZWSP
 from earful.core import Mention
 from earful.sandbox.github import ABUSE_MESSAGE, DEFAULT_REPOSITORY, DEFAULT_TOKEN, GitHubServer
-from earful.sandbox.server import Request, Response
-from earful.core import Match
+from earful.sandbox.server import Response
 
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
-NOTE = "answered by acme_support after 37m"
-BREACH = "SLA breached: no reply from the brand within 2h; deadline was 2026-11-20 12:00 UTC"
+from .sample_alerts import BREACH, NOTE, alert_to, mention
 
 
-def mention(n: int = 1, **changes: Any) -> Mention:
-    base = Mention(source="reddit", external_id=f"t3_{n}", url=f"https://www.reddit.com/r/crm/comments/{n}/acme/", author=f"customer{n}",
-                   title="Acme support never responds", text="I asked three times on Facebook and nobody answered. Is Acme still alive?",
-                   created_at=T0, site="r/crm")
-    return base.replace(**changes)
-
-
-def alert(*mentions: Mention, severity: str = "high", labels: tuple[str, ...] = ("complaint", "question"), kind: str = "alert",
-          note: str | None = None, thread: str | None = None, created_at: datetime | None = None) -> Alert:
-    mentions = mentions or (mention(),)
-    cluster = mentions[0].key
-    key = f"{cluster}#escalation#issues" if kind == "escalation" else f"{cluster}#issues"
-    match = Match(mention_key=cluster, rule_id="complaint", pack="acme", labels=labels, severity=severity)
-    return Alert(key=key, cluster=cluster, destination="issues", monitor="reddit-acme", mentions=tuple(mentions), matches=(match,),
-                 created_at=created_at or datetime.now(timezone.utc), kind=kind, note=note, thread=thread)
+def alert(*mentions: Mention, created_at: datetime | None = None, **details: Any) -> Alert:
+    return alert_to("issues", *mentions, created_at=created_at or datetime.now(timezone.utc), **details)
 
 
 @pytest.fixture
@@ -164,24 +147,15 @@ def test_one_scan_per_run_however_many_issues_it_opens(github: GitHubServer) -> 
     assert len(github.issues()) == 39
 
 
-class SlowCreate(GitHubServer):
-    def handle(self, request: Request) -> Response:
-        response = super().handle(request)
-        if request.method == "POST" and not getattr(self, "slowed", False):
-            self.slowed = True
-            time.sleep(1.5)
-        return response
-
-
-def test_a_create_that_timed_out_is_found_instead_of_repeated() -> None:
-    with SlowCreate() as server:
-        sink = destination(server, timeout=0.5)
-        with pytest.raises(DeliveryError) as raised:
-            sink.deliver(alert())
-        assert not raised.value.permanent
-        time.sleep(1.2)
-        assert sink.deliver(alert()) == "acme/support#1"
-        assert len(server.issues()) == 1
+def test_a_create_that_timed_out_is_found_instead_of_repeated(github: GitHubServer) -> None:
+    late = github.hold_next(lambda r: r.method == "POST")  # creates, answers too late
+    sink = destination(github, timeout=0.5)
+    with pytest.raises(DeliveryError) as raised:
+        sink.deliver(alert())
+    assert not raised.value.permanent
+    late.release()
+    assert sink.deliver(alert()) == "acme/support#1"
+    assert len(github.issues()) == 1
 
 
 # -- lifecycle -------------------------------------------------------------------------------------

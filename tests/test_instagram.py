@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,7 +15,6 @@ from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError
 from earful.core import Mention
 from earful.connectors.instagram import InstagramConnector, InstagramOptions
-from earful.monitors.config import load_config
 from earful.sandbox.meta import (
     IG_USER_ID,
     IG_USERNAME,
@@ -27,8 +25,8 @@ from earful.sandbox.meta import (
     rate_limited,
 )
 from earful.sandbox.server import Response
-from earful.monitors.runner import run
-from earful.monitors.store import Store
+
+from .deploy import acme_rules, write_deployment
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 T = int(NOW.timestamp())
@@ -236,53 +234,22 @@ def test_demo_source() -> None:
     assert {m.brand_replied for m in comments} == {True, False}
 
 
-RULES = """\
-brand:
-  name: Acme
-  accounts: {instagram: [acmecrm]}
-rules:
-  - id: complaint
-    query: 'acme (broken OR refund OR crash*)'
-    labels: [complaint]
-  - id: question
-    query: 'acme ("how do i" OR "does anyone")'
-    labels: [question]
-"""
-
-
-def test_pipeline_three_ticks_alert_each_match_once(graph: MetaGraphServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EARFUL_TEST_IG_TOKEN", TOKEN)
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "acme.yaml").write_text(RULES)
-    path = tmp_path / "cron.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        state: state.db
-        destinations:
-          out:
-            type: console
-        monitors:
-          ig:
-            connector: instagram
-            ig_user_id: "{IG_USER_ID}"
-            page_token: ${{EARFUL_TEST_IG_TOKEN}}
-            base_url: {graph.url}
-            rules: [acme]
-            notify: [out]
-        """))
+def test_pipeline_three_ticks_alert_each_match_once(graph: MetaGraphServer, tmp_path: Path) -> None:
+    deployed = write_deployment(tmp_path, {
+        "ig": {"connector": "instagram", "ig_user_id": IG_USER_ID, "page_token": "${EARFUL_TEST_IG_TOKEN}", "base_url": graph.url},
+    }, acme_rules({"instagram": ["acmecrm"]}, complaint="broken OR refund OR crash*", severity=None),
+        env={"EARFUL_TEST_IG_TOKEN": TOKEN})
     now = int(time.time())
     media = graph.add_media("Acme CRM 5.2 is here", created=now - 600)
     wanted = {graph.add_ig_comment(media, "How do I enable offline mode in Acme?", username="ann", created=now - 500)}
-    run(load_config(path), force_all=True)
+    deployed.tick()
     wanted.add(graph.add_ig_comment(media, "Acme keeps crashing on my iPad", username="ben", created=int(time.time())))
     graph.add_ig_comment(media, "😍😍", username="cat", created=int(time.time()))
-    run(load_config(path), force_all=True)
+    deployed.tick()
     wanted.add(graph.add_media("Does anyone use @acmecrm? Acme refund policy?", owner="tagged", username="dora", created=int(time.time())))
-    report = run(load_config(path), force_all=True)
+    report = deployed.tick()
     assert all(o.ok for o in report.monitors)
-    store = Store(load_config(path).state_path)
-    keys = [row.cluster for row in store.outbox_rows() if row.kind == "alert"]
-    store.close()
-    assert sorted(keys) == sorted(f"instagram:{i}" for i in wanted)
+    assert sorted(deployed.alerted()) == sorted(f"instagram:{i}" for i in wanted)
 
 
 def test_verify(graph: MetaGraphServer) -> None:

@@ -12,7 +12,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
@@ -27,28 +26,12 @@ from earful.alerts.tickets import item_hash
 from earful.core import Mention
 from earful.sandbox.jira import DEFAULT_API_TOKEN, DEFAULT_EMAIL, REMOVED_SEARCH, JiraServer, adf_problems
 from earful.sandbox.server import Request, Response
-from earful.core import Match
 
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
-NOTE = "answered by acme_support after 37m"
-BREACH = "SLA breached: no reply from the brand within 2h; deadline was 2026-11-20 12:00 UTC"
+from .sample_alerts import BREACH, NOTE, T0, alert_to, mention
 
 
-def mention(n: int = 1, **changes: Any) -> Mention:
-    base = Mention(source="reddit", external_id=f"t3_{n}", url=f"https://www.reddit.com/r/crm/comments/{n}/acme/", author=f"customer{n}",
-                   title="Acme support never responds", text="I asked three times on Facebook and nobody answered. Is Acme still alive?",
-                   created_at=T0, site="r/crm")
-    return base.replace(**changes)
-
-
-def alert(*mentions: Mention, severity: str = "high", labels: tuple[str, ...] = ("complaint", "question"), kind: str = "alert",
-          note: str | None = None, thread: str | None = None) -> Alert:
-    mentions = mentions or (mention(),)
-    cluster = mentions[0].key
-    key = f"{cluster}#escalation#tickets" if kind == "escalation" else f"{cluster}#tickets"
-    match = Match(mention_key=cluster, rule_id="complaint", pack="acme", labels=labels, severity=severity)
-    return Alert(key=key, cluster=cluster, destination="tickets", monitor="reddit-acme", mentions=tuple(mentions), matches=(match,),
-                 created_at=T0, kind=kind, note=note, thread=thread)
+def alert(*mentions: Mention, **details: Any) -> Alert:
+    return alert_to("tickets", *mentions, **details)
 
 
 @pytest.fixture
@@ -223,26 +206,15 @@ def test_a_failing_property_write_never_causes_a_second_issue() -> None:
         assert len(server.issues()) == 1
 
 
-class SlowCreate(JiraServer):
-    """Creates the issue, then answers too late: the client times out."""
-
-    def handle(self, request: Request) -> Response:
-        response = super().handle(request)
-        if request.path == "/rest/api/3/issue" and request.method == "POST" and not getattr(self, "slowed", False):
-            self.slowed = True
-            time.sleep(1.5)
-        return response
-
-
-def test_a_create_that_timed_out_is_found_instead_of_repeated() -> None:
-    with SlowCreate() as server:
-        sink = destination(server, timeout=0.5)
-        with pytest.raises(DeliveryError) as raised:
-            sink.deliver(alert())
-        assert not raised.value.permanent and "timed out" in str(raised.value)
-        time.sleep(1.2)  # the server finishes its (slow) answer
-        assert sink.deliver(alert()) == "SUP-1"  # the outbox's ordinary retry
-        assert len(server.issues()) == 1
+def test_a_create_that_timed_out_is_found_instead_of_repeated(jira: JiraServer) -> None:
+    late = jira.hold_next(lambda r: r.path == "/rest/api/3/issue" and r.method == "POST")  # creates, answers too late
+    sink = destination(jira, timeout=0.5)
+    with pytest.raises(DeliveryError) as raised:
+        sink.deliver(alert())
+    assert not raised.value.permanent and "timed out" in str(raised.value)
+    late.release()  # the server finishes its (slow) answer
+    assert sink.deliver(alert()) == "SUP-1"  # the outbox's ordinary retry
+    assert len(jira.issues()) == 1
 
 
 # -- lifecycle -----------------------------------------------------------------------------

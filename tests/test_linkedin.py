@@ -6,7 +6,6 @@ The fake follows LinkedIn's documented shapes; there is no real recording to com
 from __future__ import annotations
 
 import json
-import textwrap
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,11 +19,10 @@ from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError
 from earful.core import Mention
 from earful.connectors.linkedin import LinkedInConnector, LinkedInOptions
-from earful.monitors.config import load_config
 from earful.sandbox.linkedin import ORG, TOKEN, LinkedInServer, demo_source, li_error, throttled
 from earful.sandbox.server import Response
-from earful.monitors.runner import run
-from earful.monitors.store import Store
+
+from .deploy import Deployment, acme_rules, write_deployment
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 T = NOW.timestamp()
@@ -248,63 +246,36 @@ def test_demo_source() -> None:
     assert any(m.raw.get("edge") == "mention" for m in mentions)
 
 
-RULES = """\
-brand:
-  name: Acme
-  accounts: {linkedin: ["urn:li:organization:1000001"]}
-rules:
-  - id: complaint
-    query: 'acme (broken OR refund OR "never respond*")'
-    labels: [complaint]
-  - id: question
-    query: 'acme ("how do i" OR "does anyone")'
-    labels: [question]
-"""
+def deployment(tmp_path: Path, monitors: dict[str, str]) -> Deployment:
+    """One linkedin monitor per (name, API URL), all reading the same organization."""
+    return write_deployment(tmp_path, {
+        name: {"connector": "linkedin", "organization": ORG, "access_token": "${EARFUL_TEST_LI_TOKEN}", "base_url": url}
+        for name, url in monitors.items()
+    }, acme_rules({"linkedin": [ORG]}, complaint='broken OR refund OR "never respond*"', severity=None),
+        env={"EARFUL_TEST_LI_TOKEN": TOKEN})
 
 
-def write_config(tmp_path: Path, monitors: dict[str, str]) -> Path:
-    (tmp_path / "rules").mkdir(exist_ok=True)
-    (tmp_path / "rules" / "acme.yaml").write_text(RULES)
-    blocks = "".join(textwrap.dedent(f"""\
-          {name}:
-            connector: linkedin
-            organization: "{ORG}"
-            access_token: ${{EARFUL_TEST_LI_TOKEN}}
-            base_url: {url}
-            rules: [acme]
-            notify: [out]
-        """) for name, url in monitors.items())
-    path = tmp_path / "cron.yaml"
-    path.write_text("state: state.db\ndestinations:\n  out:\n    type: console\nmonitors:\n" + textwrap.indent(blocks, "  "))
-    return path
-
-
-def test_pipeline_three_ticks_alert_each_match_once(li: LinkedInServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EARFUL_TEST_LI_TOKEN", TOKEN)
-    path = write_config(tmp_path, {"li": li.url})
+def test_pipeline_three_ticks_alert_each_match_once(li: LinkedInServer, tmp_path: Path) -> None:
+    deployed = deployment(tmp_path, {"li": li.url})
     now = time.time()
     post = li.add_post("Acme CRM 5.2", created=now - 900)
     wanted = {li.add_comment(post, "How do I turn on offline mode in Acme?", actor=ANN, created=now - 800)}
-    run(load_config(path), force_all=True)
+    deployed.tick()
     wanted.add(li.add_comment(post, "Acme sync is broken for us", actor=BEN, created=time.time()))
     li.add_comment(post, "Congrats!", actor=ANN, created=time.time())
-    run(load_config(path), force_all=True)
+    deployed.tick()
     wanted.add(li.add_post("Does anyone have an Acme refund story?", author=BEN, created=time.time(), notify_mention=True))
-    report = run(load_config(path), force_all=True)
+    report = deployed.tick()
     assert all(o.ok for o in report.monitors)
-    store = Store(load_config(path).state_path)
-    keys = [row.cluster for row in store.outbox_rows() if row.kind == "alert"]
-    store.close()
-    assert sorted(keys) == sorted(f"linkedin:{i}" for i in wanted)
+    assert sorted(deployed.alerted()) == sorted(f"linkedin:{i}" for i in wanted)
 
 
-def test_a_5xx_fails_only_that_monitor(li: LinkedInServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EARFUL_TEST_LI_TOKEN", TOKEN)
+def test_a_5xx_fails_only_that_monitor(li: LinkedInServer, tmp_path: Path) -> None:
     with LinkedInServer() as healthy:
-        path = write_config(tmp_path, {"down": li.url, "up": healthy.url})
+        deployed = deployment(tmp_path, {"down": li.url, "up": healthy.url})
         healthy.add_post("Acme refund please, it is broken", author=BEN, created=time.time() - 60, notify_mention=True)  # type: ignore[attr-defined]
         li.fail_next(*[li_error(503, "SERVICE_UNAVAILABLE", "Service Unavailable")] * 3)
-        report = run(load_config(path), force_all=True)
+        report = deployed.tick()
     outcomes = {o.name: o for o in report.monitors}
     assert outcomes["up"].ok and outcomes["up"].alerts == 1
     assert not outcomes["down"].ok and outcomes["down"].error.startswith("monitor 'down' (linkedin): linkedin monitor 'down'")

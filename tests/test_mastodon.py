@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,12 +16,10 @@ from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError
 from earful.core import Mention
 from earful.connectors.mastodon import MastodonConnector, MastodonOptions, full_acct, is_brand
-from earful.monitors.config import load_config
 from earful.sandbox.mastodon import MastodonServer, demo_source
 from earful.sandbox.server import Response
-from earful.monitors.runner import run
-from earful.monitors.store import Store
 
+from .deploy import Deployment, acme_rules, write_deployment
 from .support import demo_deployment
 
 TOKEN = "zX9-brand-account-token-4f1c"
@@ -218,7 +215,7 @@ def test_status_mapping(masto: MastodonServer) -> None:
                       at=T - 120, in_reply_to=parent["id"], spoiler="Acme rant", poll=["yes", "no"])
     assert "<span class=\"ellipsis\">" in made["content"] and "h-card" in made["content"]
     mention = next(m for m in connector(masto).fetch(None).mentions if m.raw["id"] == made["id"])
-    host = masto.url.split("://")[1]
+    host = masto.domain  # the instance's own domain, not the address it is read at
     assert mention == Mention(
         source="mastodon",
         external_id=f"{host}/{made['id']}",
@@ -263,7 +260,7 @@ def test_non_latin_text_edits_and_brand_posts(masto: MastodonServer) -> None:
     assert reader.fetch(first.cursor).mentions == []  # an edit is not a new status
     tagged = masto.post(yuki, "エクスポートが遅い #日本語", at=T - 20, language="ja")
     assert local_ids(connector(masto, hashtags=["日本語"]).fetch(None).mentions) == [tagged["id"]]
-    assert masto.requests[-1].path == "/api/v1/timelines/tag/%E6%97%A5%E6%9C%AC%E8%AA%9E"  # percent-encoded UTF-8
+    assert masto.requests_to("/timelines/tag/")[-1].path == "/api/v1/timelines/tag/%E6%97%A5%E6%9C%AC%E8%AA%9E"  # percent-encoded UTF-8
 
 
 # -- replies() ---------------------------------------------------------------------------------------------
@@ -342,104 +339,49 @@ def test_verify_checks_the_token_and_each_stream(masto: MastodonServer) -> None:
 
 # -- the real pipeline --------------------------------------------------------------------------------------
 
-RULES = """\
-brand:
-  name: Acme
-  accounts: {mastodon: [acme@mastodon.example]}
-rules:
-  - id: complaint
-    query: 'acme (broken OR refund OR outage)'
-    labels: [complaint]
-    severity: high
-  - id: question
-    query: 'acme ("how do i" OR "does anyone")'
-    labels: [question]
-"""
+def deployment(tmp_path: Path, fake: MastodonServer) -> Deployment:
+    return write_deployment(tmp_path, {
+        "mastodon-acme": {"connector": "mastodon", "schedule": "*/5 * * * *", "query": "acme", "base_url": fake.url,
+                          "access_token": "${EARFUL_TEST_MASTODON_TOKEN}", "hashtags": ["acmecrm"], "search": True},
+        "mastodon-old-token": {"connector": "mastodon", "schedule": "*/5 * * * *", "base_url": fake.url,
+                               "access_token": "an-old-revoked-token"},
+    }, acme_rules({"mastodon": ["acme@mastodon.example"]}), env={"EARFUL_TEST_MASTODON_TOKEN": TOKEN})
 
 
-def deployment(tmp_path: Path, fake: MastodonServer, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("EARFUL_TEST_MASTODON_TOKEN", TOKEN)
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "acme.yaml").write_text(RULES)
-    (tmp_path / "cron.yaml").write_text(textwrap.dedent(f"""\
-        state: state.db
-        destinations:
-          support:
-            type: console
-        monitors:
-          mastodon-acme:
-            connector: mastodon
-            schedule: "*/5 * * * *"
-            query: acme
-            base_url: {fake.url}
-            access_token: ${{EARFUL_TEST_MASTODON_TOKEN}}
-            hashtags: [acmecrm]
-            search: true
-            rules: [acme]
-            notify: [support]
-          mastodon-old-token:
-            connector: mastodon
-            schedule: "*/5 * * * *"
-            base_url: {fake.url}
-            access_token: an-old-revoked-token
-            rules: [acme]
-            notify: [support]
-        """))
-    return tmp_path / "cron.yaml"
-
-
-def alerted(config_path: Path) -> list[str]:
-    store = Store(config_path.parent / "state.db")
-    try:
-        return [row.cluster for row in store.outbox_rows() if row.cluster.startswith("mastodon:")]
-    finally:
-        store.close()
-
-
-def test_end_to_end_three_runs_alert_each_match_once(tmp_path: Path, masto: MastodonServer,
-                                                     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    config = load_config(deployment(tmp_path, masto, monkeypatch))
+def test_end_to_end_three_runs_alert_each_match_once(tmp_path: Path, masto: MastodonServer, capsys: pytest.CaptureFixture[str]) -> None:
+    deployed = deployment(tmp_path, masto)
     now = time.time()
-    host = masto.url.split("://")[1]
+    host = masto.domain
     broken = masto.post(masto.olga, "@acme export broken since Tuesday #acmecrm", at=now - 600)
     masto.post(masto.ben, "lunch? #acmecrm", at=now - 500)
     masto.post(masto.acme, "Acme 5.2.1 fixes the broken export #acmecrm", at=now - 400)
-    first = run(config, force_all=True)
+    first = deployed.tick()
     outcome = {o.name: o for o in first.monitors}
     assert outcome["mastodon-acme"].ok, outcome["mastodon-acme"].error
     bad = outcome["mastodon-old-token"]
     assert not bad.ok and "monitor 'mastodon-old-token' (mastodon)" in (bad.error or "") and "HTTP 401" in (bad.error or "")
     question = masto.post(masto.ben, "How do I roll Acme back to 5.1?", at=now - 300)  # found by search only
-    second = run(config, force_all=True)
+    second = deployed.tick()
     assert second.monitors[0].ok and second.monitors[0].new_items == 1
     refund = masto.post(masto.olga, "@acme refund please", at=now - 200, in_reply_to=broken["id"])  # mention only
-    run(config, force_all=True)
-    assert sorted(alerted(tmp_path / "cron.yaml")) == sorted(f"mastodon:{host}/{s['id']}" for s in (broken, question, refund))
-    store = Store(tmp_path / "state.db")
-    cursor = store.cursor("mastodon-acme")
-    store.close()
+    deployed.tick()
+    assert sorted(deployed.alerted("mastodon", kind=None)) == sorted(f"mastodon:{host}/{s['id']}" for s in (broken, question, refund))
     masto.fail_next(Response.json({"error": "Internal Server Error"}, 500))
-    failed = run(config, force_all=True)
-    assert not failed.monitors[0].ok and "HTTP 500" in (failed.monitors[0].error or "")
-    store = Store(tmp_path / "state.db")
-    assert store.cursor("mastodon-acme") == cursor
-    store.close()
+    deployed.failing_tick("mastodon-acme", "HTTP 500")
     assert TOKEN not in capsys.readouterr().out
 
 
-def test_demo_source_alerts_the_right_items_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_source_alerts_the_right_items_once(tmp_path: Path) -> None:
     source = demo_source(time.time())
-    with demo_deployment(tmp_path, monkeypatch, source) as config:
-        first = run(config, force_all=True)
+    with demo_deployment(tmp_path, source) as deployed:
+        first = deployed.tick()
         assert first.monitors[0].ok, first.monitors[0].error
-        store = Store(tmp_path / "state.db")
-        alerts = {store.item(row.cluster).text[:30]: row.destination for row in store.outbox_rows()}
-        items = [store.item(r["key"]) for r in store.rows("select key from items")]
-        store.close()
+        alerted, items = deployed.stored()
+        alerts = {item.text[:30]: destination for item, destination in alerted}
         assert sorted(alerts.values()) == ["marketing", "support", "support", "support", "support"]
         assert not any("5.2 is here" in t or "tomatoes" in t for t in alerts)  # the brand's own post, an unrelated one
-        assert run(config, force_all=True).monitors[0].alerts == 0
-        reader = MastodonConnector(config.monitors[source.name].options,
+        assert deployed.tick().monitors[0].alerts == 0
+        reader = MastodonConnector(deployed.config.monitors[source.name].options,
                                    ConnectorContext(monitor=source.name, brand_accounts={"mastodon": ("acme@mastodon.example",)}))
         by_text = {m.text[:15]: m for m in items if m is not None}
         assert reader.replies(by_text["How do I connec"]).answered is True

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,11 +25,10 @@ from earful.connectors.capterra import CapterraConnector, CapterraOptions
 from earful.connectors.g2 import G2Connector, G2Options
 from earful.connectors.reviews import ReviewCursor, json_ld, parse_rating, parse_when
 from earful.connectors.trustpilot import TrustpilotConnector, TrustpilotOptions
-from earful.monitors.config import load_config
 from earful.sandbox.reviews import ReviewSitesServer, demo_source, demo_sources
 from earful.sandbox.server import Response
-from earful.monitors.runner import run
-from earful.monitors.store import Store
+
+from .deploy import write_deployment
 
 NOW = datetime(2024, 5, 20, 12, 0, tzinfo=timezone.utc)
 G2, CAPTERRA, TRUSTPILOT = ("g2", "acme-crm"), ("capterra", "2001234/Acme-CRM"), ("trustpilot", "acme.example")
@@ -414,9 +412,10 @@ def test_http_errors_rate_limits_and_timeouts(sites: ReviewSitesServer, browser:
     assert down.value.status == 503
     with pytest.raises(ConnectorError, match=r"HTTP 404; check `product` \('no-such-crm'\)"):
         connector(sites, browser, product="no-such-crm").fetch(None)
-    sites.slow["g2"] = 1.5
+    slow = sites.hold_next(lambda request: request.path.startswith("/products/"))
     with pytest.raises(ConnectorError, match="did not finish loading within 0.5s"):
         connector(sites, browser, timeout=0.5).fetch(None)
+    slow.release()
 
 
 def test_unreachable_site_and_missing_browser(sites: ReviewSitesServer, browser: RunResources) -> None:
@@ -519,40 +518,21 @@ rules:
 def test_end_to_end_three_runs_alert_each_bad_review_once(tmp_path: Path, sites: ReviewSitesServer,
                                                          browser: RunResources) -> None:
     browser.close_all()  # each `run` starts and closes its own browser, as a cron tick does
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "acme.yaml").write_text(RULES)
-    (tmp_path / "cron.yaml").write_text(textwrap.dedent(f"""\
-        state: state.db
-        destinations:
-          support:
-            type: console
-        monitors:
-          g2-acme:
-            connector: g2
-            schedule: "0 * * * *"
-            product: acme-crm
-            base_url: {sites.url}
-            page_delay: 0
-            rules: [acme]
-            notify: [support]
-        """))
-    config = load_config(tmp_path / "cron.yaml")
+    deployed = write_deployment(tmp_path, {
+        "g2-acme": {"connector": "g2", "schedule": "0 * * * *", "product": "acme-crm", "base_url": sites.url, "page_delay": 0},
+    }, RULES)
     now = datetime.now(timezone.utc)
     bad = [sites.add_review("g2", G2[1], published=now - timedelta(days=3), author="A", rating=1, title="Never responds", text="x"),
            sites.add_review("g2", G2[1], published=now - timedelta(days=3), author="B", rating=5, title="Great", text="y")][:1]
     sites.add_review("g2", G2[1], published=now - timedelta(days=90), author="Z", rating=1, title="Ancient", text="old")
-    assert run(config, force_all=True).monitors[0].ok
+    assert deployed.tick().monitors[0].ok
     bad.append(sites.add_review("g2", G2[1], published=now - timedelta(days=2), author="C", rating=2, title="Meh", text="z"))
     sites.add_review("g2", G2[1], published=now - timedelta(days=2), author="D", rating=4, title="Fine", text="w")
-    second = run(config, force_all=True)
+    second = deployed.tick()
     assert second.monitors[0].ok and second.monitors[0].new_items == 2 and second.monitors[0].requests == 1
     bad.append(sites.add_review("g2", G2[1], published=now - timedelta(days=1), author="E", rating=1, title="Lost data", text="v"))
-    third = run(config, force_all=True)
+    third = deployed.tick()
     assert third.monitors[0].ok and third.monitors[0].new_items == 1
-    store = Store(tmp_path / "state.db")
-    try:
-        assert sorted(row.cluster for row in store.outbox_rows()) == sorted(f"g2:{r.id}" for r in bad)
-    finally:
-        store.close()
+    assert sorted(deployed.alerted(kind=None)) == sorted(f"g2:{r.id}" for r in bad)
 
 

@@ -17,7 +17,7 @@ from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError
 from earful.connectors.rss import RssConnector, RssOptions
 from earful.sandbox.feeds import ATOM, RSS, FeedServer
-from earful.sandbox.server import Request, Response
+from earful.sandbox.server import Response
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
 CTX = ConnectorContext(monitor="test", query="acme", brand_accounts={"rss": ("Acme CRM",)})
@@ -303,20 +303,15 @@ def test_not_found_hints_at_a_moved_feed(server: FeedServer) -> None:
         connector(url=server.feed_url("/gone.rss")).fetch(None)
 
 
-class SlowFeedServer(FeedServer):
-    def handle(self, request: Request) -> Response:
-        time.sleep(1.0)
-        return super().handle(request)
-
-
-def test_timeout() -> None:
-    with SlowFeedServer() as slow:
-        url = serve(slow, "rss2_acme.rss", RSS)  # type: ignore[arg-type]
-        started = time.monotonic()
-        with pytest.raises(ConnectorError, match="timed out after 0.2s") as caught:
-            connector(url=url, timeout=0.2).fetch(None)
-        assert time.monotonic() - started < 0.9
-        assert url in str(caught.value)
+def test_timeout(server: FeedServer) -> None:
+    url = serve(server, "rss2_acme.rss", RSS)
+    slow = server.hold_next()
+    started = time.monotonic()
+    with pytest.raises(ConnectorError, match="timed out after 0.2s") as caught:
+        connector(url=url, timeout=0.2).fetch(None)
+    assert time.monotonic() - started < 0.9
+    assert url in str(caught.value)
+    slow.release()
 
 
 def test_connection_refused_names_the_url_without_secrets() -> None:

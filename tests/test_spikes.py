@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -11,41 +10,23 @@ from earful.core import Mention
 from earful.monitors import digest as dg
 from earful.monitors import digest_render as render
 from earful.monitors import spikes
-from earful.monitors.config import load_config
 from earful.monitors.outbox import DestinationPool, build_alert, deliver
 from earful.monitors.store import Store
 from earful.core import Match
 
-from .support import CHANNEL, SLACK_TOKEN
+from .deploy import write_deployment
+from .support import CHANNEL, SLACK_ENV, slack_destination
 
 H = datetime(2026, 11, 20, 14, tzinfo=timezone.utc)  # the spike hour (15:00 in Berlin)
 WINDOW = timedelta(days=7)
 
 
 @pytest.fixture
-def config(tmp_path, slack, monkeypatch):
-    monkeypatch.setenv("EARFUL_TEST_SLACK_TOKEN", SLACK_TOKEN)
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "acme.yaml").write_text("rules:\n  - id: complaint\n    query: acme broken\n    labels: [complaint]\n")
-    (tmp_path / "cron.yaml").write_text(textwrap.dedent(f"""\
-        state: state.db
-        timezone: Europe/Berlin
-        destinations:
-          marketing:
-            type: slack
-            token: ${{EARFUL_TEST_SLACK_TOKEN}}
-            channel: {CHANNEL}
-            base_url: {slack.url}/api/
-            min_interval: 0
-            max_retries: 0
-        monitors:
-          feeds:
-            connector: rss
-            url: https://forum.example/latest.atom
-            rules: [acme]
-            notify: [marketing]
-        """))
-    return load_config(tmp_path / "cron.yaml")
+def config(tmp_path, slack):
+    return write_deployment(tmp_path, {"feeds": {"connector": "rss", "url": "https://forum.example/latest.atom", "notify": ["marketing"]}},
+                            "rules:\n  - id: complaint\n    query: acme broken\n    labels: [complaint]\n",
+                            settings={"timezone": "Europe/Berlin"}, env=SLACK_ENV,
+                            destinations={"marketing": slack_destination(slack, max_retries=0)}).config
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import textwrap
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,11 +16,10 @@ from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError, RunResources
 from earful.core import Mention
 from earful.connectors.telegram import TelegramConnector, TelegramOptions
-from earful.monitors.config import load_config
 from earful.sandbox.server import Response
 from earful.sandbox.telegram import DISCUSSION, GROUP, TOKEN, TelegramServer, demo_source, too_many_requests, user
-from earful.monitors.runner import run
-from earful.monitors.store import Store
+
+from .deploy import acme_rules, write_deployment
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 T = int(NOW.timestamp())
@@ -343,94 +341,44 @@ def test_demo_source() -> None:
     assert any(m.kind == "comment" for m in mentions) and any("синхронизация" in m.text for m in mentions)
 
 
-RULES = """\
-brand:
-  name: Acme
-  accounts: {telegram: [acme_support, "700000001"]}
-rules:
-  - id: complaint
-    query: 'acme (broken OR refund OR "never respond*")'
-    labels: [complaint]
-  - id: question
-    query: 'acme ("how do i" OR "does anyone")'
-    labels: [question]
-"""
+RULES = acme_rules({"telegram": ["acme_support", "700000001"]}, complaint='broken OR refund OR "never respond*"', severity=None)
 
 
-def test_pipeline_three_ticks_alert_each_match_once(tg: TelegramServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EARFUL_TEST_TG_TOKEN", TOKEN)
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "acme.yaml").write_text(RULES)
-    path = tmp_path / "cron.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        state: state.db
-        destinations:
-          out:
-            type: console
-        monitors:
-          tg:
-            connector: telegram
-            bot_token: ${{EARFUL_TEST_TG_TOKEN}}
-            chats: ["@acme_users", {DISCUSSION['id']}]
-            base_url: {tg.url}
-            rules: [acme]
-            notify: [out]
-        """))
+def test_pipeline_three_ticks_alert_each_match_once(tg: TelegramServer, tmp_path: Path) -> None:
+    deployed = write_deployment(tmp_path, {
+        "tg": {"connector": "telegram", "bot_token": "${EARFUL_TEST_TG_TOKEN}", "chats": ["@acme_users", DISCUSSION["id"]],
+               "base_url": tg.url},
+    }, RULES, env={"EARFUL_TEST_TG_TOKEN": TOKEN})
     wanted = {key(tg.post(GROUP, "How do I reset my Acme password?", sender=ANN))}
     tg.post(GROUP, "good morning", sender=BEN)
-    run(load_config(path), force_all=True)
+    deployed.tick()
     broken = tg.post(GROUP, "Acme sync is broken again", sender=BEN)
     wanted.add(key(broken))
     tg.reply(broken, "Looking into it", sender=SUPPORT)
     tg.post(OTHER, "Acme refund in a chat we do not watch", sender=BEN)
-    run(load_config(path), force_all=True)
+    deployed.tick()
     _, forward = tg.channel_post("Acme 5.2 is out")
     wanted.add(key(tg.reply(forward, "Does anyone know if Acme has an API for invoices?", sender=ANN)))
-    report = run(load_config(path), force_all=True)
+    report = deployed.tick()
     assert all(o.ok for o in report.monitors)
-    store = Store(load_config(path).state_path)
-    keys = [row.cluster for row in store.outbox_rows() if row.kind == "alert"]
-    assert sorted(keys) == sorted(f"telegram:{k}" for k in wanted)
-    assert store.cursor("tg")["offset"] == tg.pending[-1]["update_id"] + 1
-    store.close()
+    assert sorted(deployed.alerted()) == sorted(f"telegram:{k}" for k in wanted)
+    assert deployed.cursor("tg")["offset"] == tg.pending[-1]["update_id"] + 1
 
 
-def test_a_revoked_token_fails_only_that_monitor(tg: TelegramServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_revoked_token_fails_only_that_monitor(tg: TelegramServer, tmp_path: Path) -> None:
     revoked = "7000000099:AArevokedrevokedrevokedrevoked00"
-    monkeypatch.setenv("EARFUL_TEST_TG_TOKEN", TOKEN)
-    monkeypatch.setenv("EARFUL_TEST_TG_OLD_TOKEN", revoked)
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "acme.yaml").write_text(RULES)
-    path = tmp_path / "cron.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        state: state.db
-        destinations:
-          out:
-            type: console
-        monitors:
-          old-bot:
-            connector: telegram
-            bot_token: ${{EARFUL_TEST_TG_OLD_TOKEN}}
-            base_url: {tg.url}
-            rules: [acme]
-            notify: [out]
-          new-bot:
-            connector: telegram
-            bot_token: ${{EARFUL_TEST_TG_TOKEN}}
-            base_url: {tg.url}
-            rules: [acme]
-            notify: [out]
-        """))
+    deployed = write_deployment(tmp_path, {
+        "old-bot": {"connector": "telegram", "bot_token": "${EARFUL_TEST_TG_OLD_TOKEN}", "base_url": tg.url},
+        "new-bot": {"connector": "telegram", "bot_token": "${EARFUL_TEST_TG_TOKEN}", "base_url": tg.url},
+    }, RULES, env={"EARFUL_TEST_TG_TOKEN": TOKEN, "EARFUL_TEST_TG_OLD_TOKEN": revoked})
     tg.post(GROUP, "Acme refund please", sender=BEN)
-    report = run(load_config(path), force_all=True)
+    report = deployed.tick()
     outcomes = {o.name: o for o in report.monitors}
     assert outcomes["new-bot"].ok and outcomes["new-bot"].alerts == 1
     error = outcomes["old-bot"].error or ""
     assert not outcomes["old-bot"].ok and error.startswith("monitor 'old-bot' (telegram): telegram monitor 'old-bot': getUpdates")
     assert "Telegram rejected the bot token (401 Unauthorized)" in error and revoked.split(":")[1] not in error
-    store = Store(load_config(path).state_path)
-    assert store.cursor("old-bot") is None
-    store.close()
+    assert deployed.cursor("old-bot") is None
 
 
 def test_verify_confirms_nothing_and_catches_a_webhook(tg: TelegramServer) -> None:

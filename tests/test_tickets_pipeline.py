@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -39,16 +38,9 @@ from earful.monitors.runner import run
 from earful.monitors.store import Store
 
 from .fake_connector import SOURCES, Script
-from .support import RULES, atom, earful
+from .deploy import write_deployment
+from .support import MATCHING, POSTS, RULES, SLA_RULES, atom, earful
 
-POSTS = [
-    ("1", "Acme is broken again", "the export is broken since monday"),
-    ("2", "How do I reset Acme?", "how do i reset my acme password"),
-    ("3", "Lunch ideas", "nothing to do with the brand"),
-    ("4", "Acme refund please", "I want a refund for acme"),
-    ("5", "Does anyone use Acme with Zapier?", "does anyone know if acme works with zapier"),
-]
-MATCHING = {"1", "2", "4", "5"}
 SYSTEMS = ("jira", "zendesk", "github")
 ENV = {"EARFUL_TEST_JIRA_TOKEN": JIRA_TOKEN, "EARFUL_TEST_ZENDESK_TOKEN": ZENDESK_TOKEN, "EARFUL_TEST_GITHUB_TOKEN": GITHUB_TOKEN}
 
@@ -59,47 +51,23 @@ def systems() -> Iterator[dict[str, Any]]:
         yield {"feeds": feeds, "jira": jira, "zendesk": zendesk, "github": github}
 
 
-def destinations_yaml(servers: dict[str, Any]) -> str:
-    return textwrap.dedent(f"""\
-        destinations:
-          jira:
-            type: jira
-            base_url: {servers['jira'].url}
-            project: SUP
-            email: {JIRA_EMAIL}
-            api_token: ${{EARFUL_TEST_JIRA_TOKEN}}
-            resolve_on_answer: Done
-          zendesk:
-            type: zendesk
-            base_url: {servers['zendesk'].url}
-            email: {ZENDESK_EMAIL}
-            api_token: ${{EARFUL_TEST_ZENDESK_TOKEN}}
-            solve_on_answer: true
-          github:
-            type: github
-            base_url: {servers['github'].url}
-            repository: {DEFAULT_REPOSITORY}
-            token: ${{EARFUL_TEST_GITHUB_TOKEN}}
-            close_on_answer: true
-        """)
+def ticket_destinations(servers: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        "jira": {"type": "jira", "base_url": servers["jira"].url, "project": "SUP", "email": JIRA_EMAIL,
+                 "api_token": "${EARFUL_TEST_JIRA_TOKEN}", "resolve_on_answer": "Done"},
+        "zendesk": {"type": "zendesk", "base_url": servers["zendesk"].url, "email": ZENDESK_EMAIL,
+                    "api_token": "${EARFUL_TEST_ZENDESK_TOKEN}", "solve_on_answer": True},
+        "github": {"type": "github", "base_url": servers["github"].url, "repository": DEFAULT_REPOSITORY,
+                   "token": "${EARFUL_TEST_GITHUB_TOKEN}", "close_on_answer": True},
+    }
 
 
 def deployment(tmp_path: Path, servers: dict[str, Any], notify: tuple[str, ...]) -> Path:
-    (tmp_path / "rules").mkdir(exist_ok=True)
-    (tmp_path / "rules" / "acme.yaml").write_text(RULES)
-    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in ENV.items()))
-    (tmp_path / "cron.yaml").write_text("state: state.db\n" + destinations_yaml(servers) + textwrap.dedent(f"""\
-        monitors:
-          forum:
-            connector: rss
-            schedule: "*/5 * * * *"
-            url: https://forum.example/latest.atom
-            base_url: {servers['feeds'].url}
-            rules: [acme]
-            notify: [{', '.join(notify)}]
-        """))
     servers["feeds"].set_feed("/latest.atom", atom(POSTS))
-    return tmp_path / "cron.yaml"
+    return write_deployment(tmp_path, {
+        "forum": {"connector": "rss", "schedule": "*/5 * * * *", "url": "https://forum.example/latest.atom",
+                  "base_url": servers["feeds"].url, "notify": notify},
+    }, RULES, destinations=ticket_destinations(servers), env=ENV).path
 
 
 def tickets(servers: dict[str, Any], system: str) -> list[str]:
@@ -194,21 +162,6 @@ def test_a_ticket_system_down_does_not_hold_up_the_others(tmp_path: Path, system
 # -- escalations under SIGKILL: the real runner on a fixed clock, in a subprocess ----------------------
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
-LIFECYCLE_RULES = """\
-brand:
-  name: Acme
-  accounts: {fake: [acme_support]}
-rules:
-  - id: question
-    query: 'acme ("how do i" OR "does anyone")'
-    labels: [question]
-    reply_within: 2h
-  - id: complaint
-    query: 'acme (broken OR refund)'
-    labels: [complaint]
-    severity: high
-    reply_within: 1h
-"""
 
 
 class Clock:
@@ -249,19 +202,10 @@ print("reconciled", dict(report.delivery.reconciled), "delivered", dict(report.d
 """
 
 
-def lifecycle_deployment(tmp_path: Path, servers: dict[str, Any], notify: tuple[str, ...], extra: str = "") -> Path:
-    (tmp_path / "rules").mkdir(exist_ok=True)
-    (tmp_path / "rules" / "acme.yaml").write_text(LIFECYCLE_RULES)
-    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in ENV.items()))
-    (tmp_path / "cron.yaml").write_text("state: state.db\n" + destinations_yaml(servers) + extra + textwrap.dedent(f"""\
-        monitors:
-          forum:
-            connector: fake
-            schedule: "* * * * *"
-            rules: [acme]
-            notify: [{', '.join(notify)}]
-        """))
-    return tmp_path / "cron.yaml"
+def lifecycle_deployment(tmp_path: Path, servers: dict[str, Any], notify: tuple[str, ...],
+                         more_destinations: dict[str, Any] | None = None) -> Path:
+    return write_deployment(tmp_path, {"forum": {"connector": "fake", "schedule": "* * * * *", "notify": notify}}, SLA_RULES,
+                            destinations={**ticket_destinations(servers), **(more_destinations or {})}, env=ENV).path
 
 
 def drive(tmp_path: Path, config: Path, now: datetime, fault: str | None = None) -> subprocess.CompletedProcess:
@@ -320,8 +264,8 @@ def test_answer_resolves_and_breach_escalates_once_in_every_system(tmp_path: Pat
     monkeypatch.setenv("EARFUL_TEST_HOOK_SECRET", DEFAULT_SECRET)
     SOURCES.clear()
     with WebhookReceiver() as hooks:
-        hook = f"  hooks:\n    type: webhook\n    url: {hooks.hook_url}\n    secret: ${{EARFUL_TEST_HOOK_SECRET}}\n"
-        lifecycle_deployment(tmp_path, systems, (*SYSTEMS, "hooks"), extra=hook)
+        hook = {"type": "webhook", "url": hooks.hook_url, "secret": "${EARFUL_TEST_HOOK_SECRET}"}
+        lifecycle_deployment(tmp_path, systems, (*SYSTEMS, "hooks"), {"hooks": hook})
         config = load_config(tmp_path / "cron.yaml")
         clock = Clock(T0)
         SOURCES["forum"] = Script(mentions=[post("q1", "how do i export from acme?"), post("c1", "acme is broken, I want a refund")])

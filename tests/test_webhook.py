@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterator
 
 import pytest
@@ -20,29 +20,14 @@ from earful.alerts.base import DeliveryError
 from earful.core import Alert
 from earful.alerts.webhook import WebhookDestination, WebhookOptions, sign, verify
 from earful.core import Mention
-from earful.sandbox.server import Request, Response
+from earful.sandbox.server import Response
 from earful.sandbox.webhook import DEFAULT_SECRET, WebhookReceiver
-from earful.core import Match
 
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
-NOTE = "answered by acme_support after 37m"
-BREACH = "SLA breached: no reply from the brand within 2h; deadline was 2026-11-20 12:00 UTC"
+from .sample_alerts import BREACH, NOTE, T0, alert_to, mention
 
 
-def mention(n: int = 1, **changes: Any) -> Mention:
-    base = Mention(source="reddit", external_id=f"t3_{n}", url=f"https://www.reddit.com/r/crm/comments/{n}/acme/", author=f"customer{n}",
-                   title="Acme support never responds", text="I asked three times on Facebook and nobody answered. Is Acme still alive?",
-                   created_at=T0, site="r/crm")
-    return base.replace(**changes)
-
-
-def alert(*mentions: Mention, kind: str = "alert", note: str | None = None, thread: str | None = None) -> Alert:
-    mentions = mentions or (mention(),)
-    cluster = mentions[0].key
-    key = f"{cluster}#escalation#hooks" if kind == "escalation" else f"{cluster}#hooks"
-    match = Match(mention_key=cluster, rule_id="complaint", pack="acme", labels=("complaint", "question"), severity="high")
-    return Alert(key=key, cluster=cluster, destination="hooks", monitor="reddit-acme", mentions=tuple(mentions), matches=(match,),
-                 created_at=T0, kind=kind, note=note, thread=thread)
+def alert(*mentions: Mention, **details: Any) -> Alert:
+    return alert_to("hooks", *mentions, **details)
 
 
 @pytest.fixture
@@ -172,18 +157,11 @@ def test_client_errors_are_permanent(receiver: WebhookReceiver, status: int) -> 
     assert len([r for r in receiver.requests if r.method == "POST"]) == 1
 
 
-class SlowReceiver(WebhookReceiver):
-    def handle(self, request: Request) -> Response:
-        if not getattr(self, "slowed", False):
-            self.slowed = True
-            time.sleep(1.0)
-        return super().handle(request)
-
-
-def test_timeouts_are_retried_then_transient() -> None:
-    with SlowReceiver() as server:
-        destination(server, timeout=0.3, retries=1).deliver(alert())
-        assert len(server.events()) == 1  # the slow first attempt and the retry carry one Idempotency-Key
+def test_timeouts_are_retried_then_transient(receiver: WebhookReceiver) -> None:
+    slow = receiver.hold_next()  # the first attempt arrives, its answer comes too late
+    destination(receiver, timeout=0.3, retries=1).deliver(alert())
+    slow.release()
+    assert len(receiver.events()) == 1  # the slow first attempt and the retry carry one Idempotency-Key
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -8,7 +8,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
@@ -20,30 +19,14 @@ from earful.alerts.base import DeliveryError
 from earful.core import Alert
 from earful.alerts.zendesk import ESCALATED_TAG, ZendeskDestination, ZendeskOptions
 from earful.core import Mention
-from earful.sandbox.server import FakeServer, Request, Response
+from earful.sandbox.server import FakeServer, Response
 from earful.sandbox.zendesk import DEFAULT_API_TOKEN, DEFAULT_EMAIL, DEMO_ENV, ZendeskServer, demo_helpdesk
-from earful.core import Match
 
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
-NOTE = "answered by acme_support after 37m"
-BREACH = "SLA breached: no reply from the brand within 2h; deadline was 2026-11-20 12:00 UTC"
+from .sample_alerts import BREACH, NOTE, T0, alert_to, mention
 
 
-def mention(n: int = 1, **changes: Any) -> Mention:
-    base = Mention(source="reddit", external_id=f"t3_{n}", url=f"https://www.reddit.com/r/crm/comments/{n}/acme/", author=f"customer{n}",
-                   title="Acme support never responds", text="I asked three times on Facebook and nobody answered. Is Acme still alive?",
-                   created_at=T0, site="r/crm")
-    return base.replace(**changes)
-
-
-def alert(*mentions: Mention, severity: str = "high", labels: tuple[str, ...] = ("complaint", "question"), kind: str = "alert",
-          note: str | None = None, thread: str | None = None) -> Alert:
-    mentions = mentions or (mention(),)
-    cluster = mentions[0].key
-    key = f"{cluster}#escalation#helpdesk" if kind == "escalation" else f"{cluster}#helpdesk"
-    match = Match(mention_key=cluster, rule_id="complaint", pack="acme", labels=labels, severity=severity)
-    return Alert(key=key, cluster=cluster, destination="helpdesk", monitor="reddit-acme", mentions=tuple(mentions), matches=(match,),
-                 created_at=T0, kind=kind, note=note, thread=thread)
+def alert(*mentions: Mention, **details: Any) -> Alert:
+    return alert_to("helpdesk", *mentions, **details)
 
 
 @pytest.fixture
@@ -153,24 +136,15 @@ def test_lookup_does_not_depend_on_the_search_index() -> None:
         assert found["count"] == 0  # ... exactly what the external_id list does not suffer from
 
 
-class SlowCreate(ZendeskServer):
-    def handle(self, request: Request) -> Response:
-        response = super().handle(request)
-        if request.method == "POST" and not getattr(self, "slowed", False):
-            self.slowed = True
-            time.sleep(1.5)
-        return response
-
-
-def test_a_create_that_timed_out_is_found_instead_of_repeated() -> None:
-    with SlowCreate() as server:
-        sink = destination(server, timeout=0.5)
-        with pytest.raises(DeliveryError) as raised:
-            sink.deliver(alert())
-        assert not raised.value.permanent
-        time.sleep(1.2)
-        assert sink.deliver(alert()) == "4014"
-        assert len(server.tickets()) == 1
+def test_a_create_that_timed_out_is_found_instead_of_repeated(zendesk: ZendeskServer) -> None:
+    late = zendesk.hold_next(lambda r: r.method == "POST")  # creates, answers too late
+    sink = destination(zendesk, timeout=0.5)
+    with pytest.raises(DeliveryError) as raised:
+        sink.deliver(alert())
+    assert not raised.value.permanent
+    late.release()
+    assert sink.deliver(alert()) == "4014"
+    assert len(zendesk.tickets()) == 1
 
 
 # -- lifecycle -----------------------------------------------------------------------------
