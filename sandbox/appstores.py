@@ -7,8 +7,13 @@ pointing at the *xml* form with `urlDesc=`, 50 entries per page, a page
 past the end without any `entry` key, a page with one review holding
 `entry` as an object instead of a list, and pages above 10 answered 200
 with the plain text "CustomerReviews RSS page depth is limited to 10".
-`entry_dates=False` drops the per-entry `updated` (the 2021 feed had
-none); `metadata_entry=True` puts the app-metadata entry first (older feeds).
+`entry_dates=False` drops the per-entry `updated` from the JSON (the
+2020-2021 JSON had none); `metadata_entry=True` puts the app-metadata entry
+first (older feeds). The same path ending in `/xml` serves the XML (Atom)
+form of the same page as Apple does: `xmlns:im`, `<updated>` on every
+entry (whatever `entry_dates` says), `<content type="text">` and a second
+`<content type="html">` with the review as an escaped HTML table, and no
+`<entry>` at all past the end.
 
 Google Play: `POST /_/PlayStoreUi/data/batchexecute?rpcids=UsvDTd` with
 the form field `f.req` = `[[["UsvDTd","<args json>",null,"generic"]]]`,
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import json
+from html import escape
 import re
 import threading
 import uuid
@@ -167,11 +173,11 @@ class AppStoresServer(FakeServer):
             m = re.fullmatch(r"/(?:([a-z]{2})/)?rss/customerreviews(?:/page=(\d+))?/id=(\d+)(?:/sortby=(\w+))?/(json|xml)",
                              request.path)
             if m:
-                return self._apple(m.group(1) or "us", int(m.group(2) or 1), m.group(3), m.group(4) or "mostrecent")
+                return self._apple(m.group(1) or "us", int(m.group(2) or 1), m.group(3), m.group(4) or "mostrecent", m.group(5))
         return Response(404, "<html><body>Not Found</body></html>", {"Content-Type": "text/html; charset=UTF-8"})
 
     # -- App Store ------------------------------------------------------------------
-    def _apple(self, country: str, page: int, app_id: str, sort: str) -> Response:
+    def _apple(self, country: str, page: int, app_id: str, sort: str, form: str = "json") -> Response:
         if page > APPLE_MAX_PAGE:
             return Response(200, DEPTH_LIMIT_TEXT, {"Content-Type": "text/plain; charset=UTF-8"})
         app = self.apple.get(app_id)
@@ -181,13 +187,16 @@ class AppStoresServer(FakeServer):
         else:  # mosthelpful
             reviews.sort(key=lambda r: (r.vote_sum, int(r.id)), reverse=True)
         shown = reviews[(page - 1) * APPLE_PAGE_SIZE : page * APPLE_PAGE_SIZE]
+        last = max(1, min(APPLE_MAX_PAGE, -(-len(reviews) // APPLE_PAGE_SIZE)))
+        if form == "xml":
+            return Response(200, _apple_atom(country, page, app_id, app, shown, last, self.metadata_entry),
+                            {"Content-Type": "text/xml; charset=UTF-8"})
         entries: list[dict[str, Any]] = [self._apple_entry(country, app_id, r) for r in shown]
         if self.metadata_entry and app and page == 1 and entries:
             entries.insert(0, _apple_metadata(country, app))
         feed: dict[str, Any] = {"author": {"name": {"label": "iTunes Store"}, "uri": {"label": "http://www.apple.com/us/itunes/"}}}
         if entries:
             feed["entry"] = entries[0] if len(entries) == 1 else entries
-        last = max(1, min(APPLE_MAX_PAGE, -(-len(reviews) // APPLE_PAGE_SIZE)))
         feed.update({
             "updated": {"label": datetime.now(timezone(timedelta(hours=-7))).strftime("%Y-%m-%dT%H:%M:%S-07:00")},
             "rights": {"label": "Copyright 2008 Apple Inc."},
@@ -210,7 +219,7 @@ class AppStoresServer(FakeServer):
                        "name": {"label": r.author}, "label": ""},
         }
         if self.entry_dates:
-            entry["updated"] = {"label": r.updated.astimezone(timezone(timedelta(hours=-7))).strftime("%Y-%m-%dT%H:%M:%S-07:00")}
+            entry["updated"] = {"label": _apple_time(r.updated)}
         entry.update({
             "im:version": {"label": r.version},
             "im:rating": {"label": str(r.rating)},
@@ -269,6 +278,58 @@ def _apple_self(page: int, app_id: str, country: str) -> str:
 def _apple_xml(country: str, page: int, app_id: str, current: int) -> str:
     return (f"https://itunes.apple.com/{country}/rss/customerreviews/page={page}/id={app_id}/sortby=mostrecent/xml"
             f"?l=en&urlDesc=/customerreviews/page={current}/id={app_id}/sortby=mostrecent/json")
+
+
+def _apple_time(when: datetime) -> str:
+    """Apple's feed times: Cupertino's offset, seconds."""
+    return when.astimezone(timezone(timedelta(hours=-7))).strftime("%Y-%m-%dT%H:%M:%S-07:00")
+
+
+def _apple_atom(country: str, page: int, app_id: str, app: AppleApp | None, shown: list[AppleReview], last: int,
+                metadata_entry: bool) -> str:
+    """The XML form of one customer-reviews page, element order and escaping as Apple serves it."""
+    self_url = (f"https://itunes.apple.com/{country}/rss/customerreviews/page={page}/id={app_id}/sortby=mostrecent/xml"
+                f"?urlDesc=/customerreviews/page={page}/id={app_id}/sortby=mostrecent/xml")
+    links = "".join(f'<link rel="{rel}" href="{escape(_apple_xml(country, n, app_id, page))}"/>\n'
+                    for rel, n in (("first", 1), ("last", last), ("previous", max(1, page - 1)), ("next", page + 1)))
+    head = ('<?xml version="1.0" encoding="utf-8"?>\n'
+            '<feed xmlns:im="http://itunes.apple.com/rss" xmlns="http://www.w3.org/2005/Atom" xml:lang="en">\n'
+            f"<id>{escape(self_url)}</id><title>iTunes Store: Customer Reviews</title>"
+            f"<updated>{_apple_time(datetime.now(timezone.utc))}</updated>"
+            f'<link rel="alternate" type="text/html" href="https://music.apple.com/WebObjects/MZStore.woa/wa/viewGrouping?cc={country}&amp;id=130"/>'
+            f'<link rel="self" href="{escape(self_url)}"/>\n{links}'
+            "<icon>http://itunes.apple.com/favicon.ico</icon><author><name>iTunes Store</name>"
+            "<uri>http://www.apple.com/itunes/</uri></author><rights>Copyright 2008 Apple Inc.</rights>\n")
+    entries = [_apple_atom_entry(country, app_id, r) for r in shown]
+    if metadata_entry and app and page == 1 and entries:
+        entries.insert(0, _apple_atom_metadata(country, app))
+    return head + "".join(entries) + "</feed>"
+
+
+def _apple_atom_entry(country: str, app_id: str, r: AppleReview) -> str:
+    table = (f'<table border="0" width="100%"> <tr> <td> <b><a href="https://apps.apple.com/{country}/app/id{app_id}?uo=2">'
+             f"{escape(r.title)}</a></b><br/> </td> </tr> <tr> <td> <font size=\"2\"><br/>{escape(r.text)}</font><br/> </td> </tr> </table>")
+    author_uri = f"https://itunes.apple.com/{country}/reviews/id{r.author_id or zlib.crc32(r.author.encode())}"
+    return ("<entry>\n"
+            f"<updated>{_apple_time(r.updated)}</updated>\n<id>{escape(r.id)}</id>\n<title>{escape(r.title)}</title>\n"
+            f'<content type="text">{escape(r.text)}</content>\n'
+            '<im:contentType term="Application" label="Application"/>\n'
+            f"<im:voteSum>{r.vote_sum}</im:voteSum>\n<im:voteCount>{r.vote_count}</im:voteCount>\n"
+            f"<im:rating>{r.rating}</im:rating>\n<im:version>{escape(r.version)}</im:version>\n"
+            f"<author><name>{escape(r.author)}</name><uri>{author_uri}</uri></author>\n"
+            f'<link rel="related" href="https://itunes.apple.com/{country}/review?id={app_id}&amp;type=Purple%20Software"/>\n'
+            f'<content type="html">{escape(table)}</content>\n'
+            "</entry>\n")
+
+
+def _apple_atom_metadata(country: str, app: AppleApp) -> str:
+    """The app-metadata first entry of older feeds, XML form: its id is the app's URL, it has no rating."""
+    url = f"https://apps.apple.com/{country}/app/id{app.app_id}"
+    return ("<entry>\n<updated>2024-01-01T00:00:00-07:00</updated>\n"
+            f'<id im:id="{app.app_id}" im:bundleId="example.acme.crm">{url}</id>\n<title>{escape(app.name)} - {escape(app.developer)}</title>\n'
+            f"<im:name>{escape(app.name)}</im:name>\n<im:artist>{escape(app.developer)}</im:artist>\n"
+            '<im:contentType term="Application" label="Application"/>\n'
+            f'<link rel="alternate" type="text/html" href="{url}"/>\n</entry>\n')
 
 
 def _apple_metadata(country: str, app: AppleApp) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """A fake Mastodon instance (4.x REST API, the read side), standard library only.
 
-It serves `/api/v1/accounts/verify_credentials`, `/api/v1/timelines/tag/:tag`, `/api/v1/notifications`
+It serves `/api/v2/instance` (`domain`; `instance_v2 = False` answers 404
+there, as Mastodon 3.x did) and `/api/v1/instance` (`uri`), `/api/v1/accounts/verify_credentials`, `/api/v1/timelines/tag/:tag`, `/api/v1/notifications`
 (`types[]`/`exclude_types[]`), `/api/v2/search` (`type=statuses`,
 `offset`, `min_id`/`max_id`) and `/api/v1/statuses/:id/context` the way
 Mastodon does, as recorded by Mastodon.py's test suite: numeric string ids
@@ -52,6 +53,7 @@ class MastodonServer(FakeServer):
         self.notifications: list[dict[str, Any]] = []
         self.tokens: dict[str, str] = {}  # token -> account id
         self.search_enabled = True
+        self.instance_v2 = True
         self.remaining = 300
         self._data_lock = threading.RLock()
         self._sequence = itertools.count(1)
@@ -253,6 +255,13 @@ class MastodonServer(FakeServer):
             if auth and viewer is None:
                 return self._json({"error": "The access token is invalid"}, 401)
             path = request.path.rstrip("/")
+            if path == "/api/v2/instance" and self.instance_v2:
+                return self._json(self._instance_v2())
+            if path == "/api/v1/instance":
+                return self._json({"uri": self.domain, "title": "Mastodon", "short_description": "", "description": "",
+                                   "email": f"admin@{self.domain}", "version": "3.5.3", "urls": {"streaming_api": f"wss://{self.domain}"},
+                                   "stats": {"user_count": len(self.accounts), "status_count": len(self.statuses), "domain_count": 1},
+                                   "languages": ["en"], "registrations": False, "approval_required": False, "invites_enabled": False})
             if m := re.fullmatch(r"/api/v1/timelines/tag/([^/]+)", path):
                 tag = unquote(m.group(1)).lower()
                 chosen = [s for s in self._sorted() if tag in s["tags"] and s["visibility"] == "public"]
@@ -274,6 +283,16 @@ class MastodonServer(FakeServer):
                 stored = self.statuses.get(int(m.group(1)))
                 return self._json(self.render(stored)) if stored else self._json({"error": "Record not found"}, 404)
         return self._json({"error": "Not Found"}, 404)
+
+    def _instance_v2(self) -> dict[str, Any]:
+        """The v2 instance entity (Mastodon 4.x), trimmed to what a client reads: `domain` is the instance's LOCAL_DOMAIN."""
+        return {"domain": self.domain, "title": "Mastodon", "version": "4.3.0", "source_url": "https://github.com/mastodon/mastodon",
+                "description": "", "usage": {"users": {"active_month": len(self.accounts)}},
+                "thumbnail": {"url": f"https://{self.domain}/packs/media/images/preview.png"}, "languages": ["en"],
+                "configuration": {"urls": {"streaming": f"wss://{self.domain}", "status": None},
+                                  "statuses": {"max_characters": 500, "max_media_attachments": 4}},
+                "registrations": {"enabled": False, "approval_required": False, "message": None},
+                "contact": {"email": f"admin@{self.domain}", "account": None}, "rules": []}
 
     def _json(self, data: Any, status: int = 200, extra: dict[str, str] | None = None) -> Response:
         reset = (int(time.time()) // 300 + 1) * 300

@@ -51,6 +51,8 @@ from .server import DemoSource, FakeServer, Request, Response
 LISTING_REACH = 1000  # Reddit serves at most this many items of any listing
 _MD_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
 _USER_MENTION = re.compile(r"(?<![\w/])/?u/([A-Za-z0-9_-]{3,20})")
+_SPOILER = re.compile(r"&gt;!(.+?)!&lt;")  # `>!hidden!<`, after escaping
+_SPOILER_LINK = re.compile(r'\[([^\]]*)\]\((/s|#s|/spoiler|#spoiler) "([^"]*)"\)')  # `[shown](/s "hidden")`
 
 
 def to_base36(number: int) -> str:
@@ -108,6 +110,7 @@ class RedditServer(FakeServer):
         accounts: dict[str, str] | None = None,
         tree_limit: int = 200,
         depth_limit: int = 10,
+        comment_permalinks: bool = True,
     ) -> None:
         super().__init__()
         self.client_id = client_id
@@ -115,6 +118,8 @@ class RedditServer(FakeServer):
         self.accounts = {name: Account(pw, to_base36(10_000_000 + n)) for n, (name, pw) in enumerate((accounts or {}).items())}
         self.tree_limit = tree_limit  # replies rendered per comment level before a `more`
         self.depth_limit = depth_limit  # levels before a "continue this thread" `more`
+        # False serves comments as older listings did (2014-2016, praw's cassettes): no `permalink`, no `link_permalink`
+        self.comment_permalinks = comment_permalinks
         self.things: dict[str, Thing] = {}
         self.tokens: dict[str, str | None] = {}  # token -> username (None: application-only)
         self.rate = {"remaining": 996.0, "used": 4, "reset": 300}  # frozen mid-window: praw never has to sleep
@@ -310,6 +315,9 @@ class RedditServer(FakeServer):
                         link_url=post.url or "https://www.reddit.com" + self._permalink(post),
                         num_comments=self._count(post), over_18=False, quarantine=False)
         data.update(self._author_fields(thing, hidden=bool(thing.state)))
+        if not self.comment_permalinks:
+            data.pop("permalink")
+            data.pop("link_permalink", None)
         return dict(sorted(data.items()))
 
     def _mention_data(self, thing: Thing, user: str) -> dict[str, Any]:
@@ -598,7 +606,12 @@ def _escaped(value: Any, escape: bool) -> Any:
 
 
 def md_html(text: str) -> str:
-    """Reddit's rendering of markdown `text`, enough for the fake: paragraphs, links, u/ and r/ links."""
+    """Reddit's rendering of markdown `text`, enough for the fake: paragraphs, links, u/ and r/ links, spoilers.
+
+    Spoilers come in Reddit's two real renderings: today's `>!hidden!<` as
+    `<span class="md-spoiler-text">`, and the older subreddit convention
+    `[shown](/s "hidden")` as a link whose `title` holds the hidden text.
+    """
     if not text:
         return ""
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
@@ -608,6 +621,8 @@ def md_html(text: str) -> str:
             rendered.append(f"<p>{paragraph}</p>")
             continue
         escaped = html.escape(paragraph, quote=False)
+        escaped = _SPOILER.sub(r'<span class="md-spoiler-text">\1</span>', escaped)
+        escaped = _SPOILER_LINK.sub(r'<a href="\2" title="\3">\1</a>', escaped)
         escaped = _MD_LINK.sub(lambda m: f'<a href="{m.group(2)}">{m.group(1)}</a>', escaped)
         escaped = re.sub(r'(?<!href=")(?<![">])(https?://[^\s<]+)', r'<a href="\1">\1</a>', escaped)
         escaped = _USER_MENTION.sub(lambda m: f'<a href="/u/{m.group(1)}">{m.group(0)}</a>', escaped)

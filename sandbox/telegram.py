@@ -14,6 +14,11 @@ It implements what a getUpdates poller depends on, with Telegram's rules:
   whole parent one level deep, forum topics (`message_thread_id`,
   `is_topic_message`), channel posts auto-forwarded into the discussion
   group (`is_automatic_forward`, `forward_origin`, sender `Channel_Bot`);
+* messages users forward into a chat (`forward`): Bot API 7's
+  `forward_origin` (MessageOriginUser / HiddenUser / Chat / Channel), or with
+  `legacy=True` the fields servers sent before 7.0 (`forward_from`,
+  `forward_sender_name`, `forward_from_chat`, `forward_from_message_id`,
+  `forward_signature`, `forward_date`);
 * 409 Conflict when a webhook is set (`set_webhook`) or another poller is
   running (`start_other_poller`), and `too_many_requests(seconds)` for a 429
   with `parameters.retry_after`.
@@ -139,6 +144,11 @@ class TelegramServer(FakeServer):
         })
         return post, forward
 
+    def forward(self, chat: dict[str, Any], origin: dict[str, Any], text: str, *, sender: dict[str, Any], date: int | None = None,
+                legacy: bool = False) -> dict[str, Any]:
+        """`sender` forwards a message with `text` from `origin` (a MessageOrigin: see `origin_user` ...) into `chat`."""
+        return self.post(chat, text, sender=sender, date=date, extra=_legacy_forward(origin) if legacy else {"forward_origin": origin})
+
     def service(self, chat: dict[str, Any], sender: dict[str, Any], **fields: Any) -> dict[str, Any]:
         """A service message (new_chat_members, pinned_message ...): no text."""
         return self.post(chat, None, sender=sender, extra=fields)
@@ -189,6 +199,41 @@ class TelegramServer(FakeServer):
             self.pending = [u for u in self.pending if u["update_id"] >= offset]
         chosen = [u for u in self.pending if not allowed or any(kind in u for kind in allowed)]
         return Response.json({"ok": True, "result": chosen[:limit]})
+
+
+def origin_user(sender: dict[str, Any], date: int) -> dict[str, Any]:
+    return {"type": "user", "sender_user": sender, "date": date}
+
+
+def origin_hidden_user(name: str, date: int) -> dict[str, Any]:
+    """A user whose privacy settings hide their account in forwards: only the name is left."""
+    return {"type": "hidden_user", "sender_user_name": name, "date": date}
+
+
+def origin_chat(chat: dict[str, Any], date: int, signature: str | None = None) -> dict[str, Any]:
+    """A message posted on behalf of a group (an anonymous admin)."""
+    return {"type": "chat", "sender_chat": chat, "date": date, **({"author_signature": signature} if signature else {})}
+
+
+def origin_channel(channel: dict[str, Any], message_id: int, date: int, signature: str | None = None) -> dict[str, Any]:
+    return {"type": "channel", "chat": channel, "message_id": message_id, "date": date,
+            **({"author_signature": signature} if signature else {})}
+
+
+def _legacy_forward(origin: dict[str, Any]) -> dict[str, Any]:
+    """The same origin in the fields Bot API servers sent before 7.0."""
+    fields: dict[str, Any] = {"forward_date": origin["date"]}
+    if origin["type"] == "user":
+        fields["forward_from"] = origin["sender_user"]
+    elif origin["type"] == "hidden_user":
+        fields["forward_sender_name"] = origin["sender_user_name"]
+    else:
+        fields["forward_from_chat"] = origin.get("chat") or origin.get("sender_chat")
+        if origin.get("message_id"):
+            fields["forward_from_message_id"] = origin["message_id"]
+    if origin.get("author_signature"):
+        fields["forward_signature"] = origin["author_signature"]
+    return fields
 
 
 # -- earful demo ------------------------------------------------------------------------------
