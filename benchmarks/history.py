@@ -1,8 +1,7 @@
 """3. History growth: the same scan against 1,000 and 1,000,000 items of history.
 
-state.db is seeded directly with SQLite (`executemany` in one transaction,
-secondary indexes dropped during the load and rebuilt after, as a bulk load
-does) with rows shaped like real ones: keys, canonical URLs and text
+state.db is seeded through the store's bulk load (`Store.bulk_load`: one
+transaction, secondary indexes dropped during the load and rebuilt after) with rows shaped like real ones: keys, canonical URLs and text
 fingerprints in earful's formats, first-seen times spread over 60 days, text
 from generated posts, plus matches and delivered outbox rows for one item in
 ten. The schema itself comes from earful's migrations (`Store(path)`).
@@ -24,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -88,44 +86,34 @@ def _history_rows(count: int, now: datetime, columns: list[str]) -> Iterator[tup
 
 
 def seed(state: Path, count: int, now: datetime) -> float:
-    """Create state.db with earful's schema and `count` history items; seconds taken."""
+    """Create state.db with earful's schema and `count` history items (every tenth
+    matched and delivered to Slack); seconds taken."""
     from earful.monitors.store import Store
 
     start = time.perf_counter()
-    Store(state).close()  # schema: earful's own migrations
-    con = sqlite3.connect(state)
+    store = Store(state)  # schema: earful's own migrations
     try:
-        # A bulk load: no journal, no syncs, a big cache for the index builds;
-        # the file is switched back to WAL (earful's mode) at the end.
-        con.execute("pragma journal_mode = off")
-        con.execute("pragma synchronous = off")
-        con.execute("pragma cache_size = -262144")
-        con.execute("pragma temp_store = memory")
-        columns = [row[1] for row in con.execute("pragma table_info(items)")]
-        indexes = [sql for (sql,) in con.execute(
-            "select sql from sqlite_master where type = 'index' and tbl_name in ('items', 'matches', 'outbox') and sql is not null")]
-        names = [name for (name,) in con.execute(
-            "select name from sqlite_master where type = 'index' and tbl_name in ('items', 'matches', 'outbox') and sql is not null")]
-        with con:
-            for name in names:
-                con.execute(f"drop index [{name}]")
-            con.executemany(
-                f"insert into items ({', '.join(columns)}) values ({', '.join('?' * len(columns))})",
-                _history_rows(count, now, columns),
-            )
-            con.execute(
-                "insert into matches (item_key, pack, rule_id, labels, severity) "
-                "select key, 'pack0', 'b1-complaint', '[\"complaint\"]', 'high' from items where rowid % 10 = 0")
-            con.execute(
-                "insert into outbox (key, cluster, destination, monitor, status, attempts, created_at, delivered_at, remote_id) "
-                "select cluster || '#support', cluster, 'support', 'history', 'delivered', 1, first_seen_at, first_seen_at, "
-                "'1700000000.' || rowid from items where rowid % 10 = 0")
-            for sql in indexes:
-                con.execute(sql)
-        con.execute("analyze")
-        con.execute("pragma journal_mode = wal")
+        columns = store.columns("items")
+        key, cluster, seen = (columns.index(name) for name in ("key", "cluster", "first_seen_at"))
+        tenth: list[tuple[str, str, str, int]] = []
+
+        def items() -> Iterator[tuple[Any, ...]]:
+            for rowid, row in enumerate(_history_rows(count, now, columns), 1):
+                if rowid % 10 == 0:
+                    tenth.append((row[key], row[cluster], row[seen], rowid))
+                yield row
+
+        store.bulk_load({"items": (columns, items())})
+        store.bulk_load({
+            "matches": (("item_key", "pack", "rule_id", "labels", "severity"),
+                        ((k, "pack0", "b1-complaint", '["complaint"]', "high") for k, _, _, _ in tenth)),
+            "outbox": (("key", "cluster", "destination", "monitor", "status", "attempts", "created_at", "delivered_at",
+                        "remote_id"),
+                       ((f"{c}#support", c, "support", "history", "delivered", 1, t, t, f"1700000000.{r}")
+                        for _, c, t, r in tenth)),
+        })
     finally:
-        con.close()
+        store.close()
     return time.perf_counter() - start
 
 

@@ -22,7 +22,6 @@ compiles the rules) and a bare `python -c pass`.
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -63,11 +62,13 @@ def _timed(argv: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProce
 
 
 def _runs(state: Path) -> int:
-    con = sqlite3.connect(state)
+    from earful.monitors.store import Store
+
+    store = Store(state)
     try:
-        return con.execute("select count(*) from runs").fetchone()[0]
+        return store.count("runs")
     finally:
-        con.close()
+        store.close()
 
 
 def run(quick: bool = False) -> Section:

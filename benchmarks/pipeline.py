@@ -172,8 +172,7 @@ def scan(config: Any, mentions: list[Mention], batch: int = BATCH) -> dict[str, 
                 errors.append(outcome.error or "")
         seconds = time.perf_counter() - start
         cpu_seconds = time.process_time() - cpu
-        stored = store.db.execute("select count(*) from items where monitor = 'replay'").fetchone()[0]
-        outbox = store.db.execute("select count(*) from outbox where monitor = 'replay'").fetchone()[0]
+        stored, outbox = store.count("items", monitor="replay"), store.count("outbox", monitor="replay")
     finally:
         store.close()
     return {"seconds": seconds, "items_per_s": len(mentions) / seconds, "cpu_items_per_s": len(mentions) / max(cpu_seconds, 1e-9),

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from earful.core import Match, Mention, iso
 
+from .bulk import BulkLoad
 from .cursors import CursorsTable
 from .digests import DigestsTable
 from .flood import FloodTable
@@ -43,7 +44,7 @@ class StateError(Exception):
 
 
 class Store(ItemsTable, CursorsTable, OutboxTable, RunsTable, QueriesTable, HealthTable, FloodTable, SpikesTable,
-            DigestsTable):
+            DigestsTable, BulkLoad):
     """The state file. Open one per process; not shared across threads."""
 
     def __init__(self, path: Path | str):
@@ -89,11 +90,13 @@ class Store(ItemsTable, CursorsTable, OutboxTable, RunsTable, QueriesTable, Heal
         rows = self._rows(sql, params)
         return rows[0] if rows else None
 
-    def count(self, table: str) -> int:
-        """Rows in `table` (a name of this schema, never user input)."""
+    def count(self, table: str, *, monitor: str | None = None) -> int:
+        """Rows in `table` (a name of this schema, never user input), or only `monitor`'s."""
         if not table.isidentifier():
             raise ValueError(f"not a table name: {table!r}")
-        return self._row(f'select count(*) as n from "{table}"')["n"]
+        if monitor is None:
+            return self._row(f'select count(*) as n from "{table}"')["n"]
+        return self._row(f'select count(*) as n from "{table}" where monitor = ?', [monitor])["n"]
 
     # -- ingestion: the commit point -------------------------------------
     def ingest(self, monitor: str, batch: Iterable[tuple[Mention, Sequence[Match], Sequence[str]]],
