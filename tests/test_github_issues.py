@@ -1,4 +1,4 @@
-"""The github destination against the fake GitHub issues API (monitors/fakes/github.py)."""
+"""The github destination against the fake GitHub issues API (sandbox/github.py)."""
 
 from __future__ import annotations
 

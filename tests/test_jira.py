@@ -1,4 +1,4 @@
-"""The jira destination against the fake Jira Cloud (monitors/fakes/jira.py).
+"""The jira destination against the fake Jira Cloud (sandbox/jira.py).
 
 Every test speaks HTTP to a local JiraServer, which validates requests the
 way Jira Cloud does (ADF descriptions, labels, priorities, screens, JQL,

@@ -1,4 +1,4 @@
-"""The telegram connector against the fake Bot API (monitors/fakes/telegram.py)."""
+"""The telegram connector against the fake Bot API (sandbox/telegram.py)."""
 
 from __future__ import annotations
 

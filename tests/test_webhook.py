@@ -1,4 +1,4 @@
-"""The webhook destination against a receiver that verifies signatures (monitors/fakes/webhook.py)."""
+"""The webhook destination against a receiver that verifies signatures (sandbox/webhook.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The zendesk destination against the fake Zendesk (monitors/fakes/zendesk.py)."""
+"""The zendesk destination against the fake Zendesk (sandbox/zendesk.py)."""
 
 from __future__ import annotations
 
