@@ -138,20 +138,9 @@ class HttpClient:
         """GET `url`; a 2xx or a status listed in `accept` (e.g. 304) is returned, anything else raises."""
         return self.request("GET", url, params=params, headers=headers, accept=accept)
 
-    def post(
-        self,
-        url: str,
-        *,
-        data: Any = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        accept: tuple[int, ...] = (),
-        hints: Mapping[int, str] | None = None,
-        retry_after: float | None = None,
-    ) -> "requests.Response":
-        """POST a form (`data`) or a JSON body (`json`); errors as for `get`."""
-        return self.request("POST", url, data=data, json=json, headers=headers, accept=accept, hints=hints,
-                            retry_after=retry_after)
+    def post(self, url: str, **options: Any) -> "requests.Response":
+        """POST a form (`data=`) or a JSON body (`json=`); options and errors as for `request`."""
+        return self.request("POST", url, **options)
 
     def request(
         self,
