@@ -30,6 +30,8 @@ from earful.sandbox.server import Response
 
 from .deploy import write_deployment
 
+pytestmark = pytest.mark.chromium
+
 NOW = datetime(2024, 5, 20, 12, 0, tzinfo=timezone.utc)
 G2, CAPTERRA, TRUSTPILOT = ("g2", "acme-crm"), ("capterra", "2001234/Acme-CRM"), ("trustpilot", "acme.example")
 CLASSES = {"g2": (G2Connector, G2Options), "capterra": (CapterraConnector, CapterraOptions),
