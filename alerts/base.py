@@ -55,6 +55,10 @@ class DeliveryError(Exception):
         self.in_doubt = in_doubt  # the request may have arrived (a timeout): reconcile before resending
 
 
+class NotVerifiable(Exception):
+    """Only a real post could prove this destination works (`earful test-alert NAME` sends one, marked as a test)."""
+
+
 class DestinationOptions(BaseModel):
     """Options every destination accepts beside its own `type`."""
 
@@ -73,6 +77,9 @@ class Destination:
     type: ClassVar[str] = ""
     Options: ClassVar[type[DestinationOptions]] = DestinationOptions
     digest_form: ClassVar[str | None] = None  # the digest rendering it takes (slack, email, console); None: none
+    # A ticket is work to do: an item the brand had already answered when earful found it is
+    # none, so ticket systems set this and the hub enqueues only unanswered items for them.
+    unanswered_only: ClassVar[bool] = False
 
     def __init__(self, name: str, options: DestinationOptions):
         self.name = name
@@ -93,6 +100,16 @@ class Destination:
         """The remote id of an earlier delivery of `alert.key`, if the
         destination can tell; None when not found or not searchable."""
         return None
+
+    def verify(self) -> str:
+        """Prove the credentials and the target work, without posting anything (`earful check --online`).
+
+        Returns what was confirmed, e.g. "bot earful in workspace Acme; channel #support (C0123)";
+        raises DeliveryError when something would make a delivery fail, NotVerifiable when only a
+        real post could tell.
+        """
+        raise NotVerifiable(f"{self.type} destinations cannot be verified without posting; "
+                            f"`earful test-alert {self.name}` sends one marked test alert")
 
     def close(self) -> None:
         """Release clients; called once after delivery."""

@@ -54,7 +54,7 @@ def render(alert: Alert) -> Panel:
     byline = Text()
     byline.append(fmt.author_label(mention), style="bold green" if mention.author_is_brand else "bold")
     byline.append(f" · {fmt.kind_label(mention)}")
-    when = fmt.when_label(mention.created_at)
+    when = fmt.when_label(mention.created_at, alert.timezone)
     if when:
         byline.append(f" · {when}", style="dim")
 
@@ -62,6 +62,9 @@ def render(alert: Alert) -> Panel:
     headline = fmt.title_line(mention, 200)
     if headline:
         lines.append(Text(headline, style="bold"))
+    context = fmt.context_line(mention, 200)
+    if context:
+        lines.append(Text(context, style="dim"))
     body = fmt.excerpt(mention, EXCERPT_CHARS)
     if body:
         lines.append(Text(body))
@@ -110,7 +113,7 @@ def render_digest(content: Mapping[str, Any]) -> Panel:
                 row.append(span.get("trail", ""))
             body.append(row)
         if part.get("more"):
-            body.append(Text(f"  …and {part['more']} more", style="dim"))
+            body.append(Text("  " + (part.get("more_text") or f"…and {part['more']} more"), style="dim"))
     body += [Text(""), Text(content["footer"], style="dim")]
     return Panel(Group(*body), title=Text(content["headline"], style="bold"), title_align="left",
                  border_style="yellow" if content.get("alarm") else "green")
@@ -135,6 +138,10 @@ class ConsoleDestination(Destination):
         line.append(fmt.clean(note), style="bold")
         self._console().print(line)
         return remote_id
+
+    def verify(self) -> str:
+        """Nothing to prove: it prints where the run prints."""
+        return "prints alerts where earful runs (under cron, into the mail cron sends)"
 
     def _console(self) -> Console:
         # Looked up at each call, not at construction: tests and the CLI may swap sys.stdout.

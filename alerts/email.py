@@ -259,6 +259,19 @@ class EmailDestination(Destination):
         self._send(message)
         return str(message["Message-ID"])
 
+    def verify(self) -> str:
+        """Connect, (STARTTLS,) log in and NOOP: what every send starts with; nothing is sent."""
+        try:
+            self._session()
+        except Exception as exc:
+            self._drop()
+            error = self._error(exc)
+            if error is None:
+                raise
+            raise error from None
+        login = f" as {self.options.username}" if self.options.username else " (no login configured)"
+        return f"SMTP {self._address()} ({self.options.security}) accepted the session{login}"
+
     def close(self) -> None:
         if self._smtp is not None:
             try:

@@ -186,6 +186,7 @@ class GitHubDestination(Destination):
 
     type: ClassVar[str] = "github"
     Options: ClassVar[type[DestinationOptions]] = GitHubOptions
+    unanswered_only: ClassVar[bool] = True  # no ticket for what the brand had already answered
     options: GitHubOptions
 
     def __init__(self, name: str, options: DestinationOptions):
@@ -242,6 +243,17 @@ class GitHubDestination(Destination):
             self._http().request("PATCH", f"/repos/{repo}/issues/{number}", json_body={"state": "closed", "state_reason": "completed"},
                                  expect=(200,))
         return remote_id
+
+    def verify(self) -> str:
+        """GET the repository: the token sees it and its issues are on; nothing is created."""
+        repo = self._http().json("GET", f"/repos/{self.options.repository}") or {}
+        name = repo.get("full_name") or self.options.repository
+        if not repo.get("has_issues", True):
+            raise tk.HttpError(f"{self._where()}: issues are disabled in {name}; enable them in its settings",
+                               permanent=True)
+        if repo.get("archived"):
+            raise tk.HttpError(f"{self._where()}: {name} is archived (read-only)", permanent=True)
+        return f"repository {name} ({'private' if repo.get('private') else 'public'}, issues on)"
 
     def close(self) -> None:
         if self._api is not None:

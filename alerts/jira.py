@@ -189,6 +189,8 @@ def description(t: tk.TicketText) -> dict[str, Any]:
         content.append(paragraph(text_node("Note: ", strong=True), text_node(t.note)))
     if t.title:
         content.append(paragraph(text_node(t.title, strong=True)))
+    if t.context:
+        content.append(paragraph(text_node(t.context, em=True)))
     if t.excerpt:
         content.append({"type": "blockquote", "content": [paragraph(text_node(t.excerpt))]})
     content.append(bullet_list([paragraph(text_node(f"{f.name}: ", strong=True), text_node(f.value, href=f.url)) for f in t.facts]))
@@ -233,6 +235,7 @@ class JiraDestination(Destination):
 
     type: ClassVar[str] = "jira"
     Options: ClassVar[type[DestinationOptions]] = JiraOptions
+    unanswered_only: ClassVar[bool] = True  # no ticket for what the brand had already answered
     options: JiraOptions
 
     def __init__(self, name: str, options: DestinationOptions):
@@ -270,6 +273,14 @@ class JiraDestination(Destination):
         if self.options.resolve_on_answer:
             self._resolve(remote_id, self.options.resolve_on_answer)
         return remote_id
+
+    def verify(self) -> str:
+        """GET /myself (the credentials) and the project (visible to them); nothing is created."""
+        me = self._http().json("GET", "/rest/api/3/myself") or {}
+        if me.get("active") is False:
+            raise tk.HttpError(f"{self._where()}: the account {me.get('displayName')!r} is deactivated", permanent=True)
+        project = self._http().json("GET", f"/rest/api/3/project/{self.options.project}") or {}
+        return f"signed in as {me.get('displayName') or me.get('emailAddress')}; project {project.get('key')} ({project.get('name')})"
 
     def close(self) -> None:
         if self._api is not None:

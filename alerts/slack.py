@@ -283,8 +283,10 @@ def build_blocks(alert: Alert, *, ping: str | None = None, note: str | None = No
     if ping:
         blocks.append(SectionBlock(text=_md(ping)))
 
-    title = fit(mention.title, TITLE_CHARS)
-    quote_lines = [f">*{title}*"] if title else []
+    # A response's thread title is context above the quote ("on: ..." cannot start a quote), never its bold title.
+    title = fit(fmt.title_line(mention, TITLE_CHARS), TITLE_CHARS)
+    context = fit(fmt.context_line(mention, TITLE_CHARS), TITLE_CHARS)
+    quote_lines = [f">*{title}*"] if title else [context] if context else []
     body_room = SECTION_TEXT_LIMIT - len("\n".join(quote_lines)) - 2
     body = fit(mention.text, min(body_room, EXCERPT_CHARS))
     if body:
@@ -303,7 +305,7 @@ def build_blocks(alert: Alert, *, ping: str | None = None, note: str | None = No
         _field("Monitor", fit(alert.monitor, 300)),
     ]
     if mention.created_at is not None:
-        fields.append(_field("Posted", fmt.when_label(mention.created_at)))
+        fields.append(_field("Posted", fmt.when_label(mention.created_at, alert.timezone)))
     blocks.append(SectionBlock(fields=fields))
 
     open_link = link(mention.url, f"Open on {fmt.source_name(mention.source)}", SECTION_TEXT_LIMIT - 10)
@@ -326,7 +328,7 @@ def build_blocks(alert: Alert, *, ping: str | None = None, note: str | None = No
 def build_text(alert: Alert, *, ping: str | None = None, note: str | None = None) -> str:
     """The plain `text` fallback Slack shows in notifications and old clients."""
     mention = alert.mention
-    what = fmt.clean(mention.title) or fmt.clean(mention.text)
+    what = fmt.subject(mention, TEXT_LIMIT)
     raw = f"{fmt.headline(alert)} — {fmt.author_label(mention)} on {fmt.source_label(mention)}: {what}"
     tail = " ".join(filter(None, [safe_url(mention.url) or "", f"({fit(note, 500)})" if note else ""]))
     prefix = f"{ping} " if ping else ""
@@ -478,6 +480,23 @@ class SlackDestination(Destination):
             link_names=False,
         )
         return remote_id
+
+    def verify(self) -> str:
+        """auth.test (the token), then conversations.info (the channel exists, is not archived, the bot
+        may post there); nothing is posted."""
+        identity = self._call("auth_test")
+        channel_id = self._resolve_channel()
+        info = self._call("conversations_info", channel=channel_id)
+        channel = info.get("channel") or {}
+        name = f"#{channel.get('name') or self.options.channel.lstrip('#')} ({channel_id})"
+        if channel.get("is_archived"):
+            raise SlackError(f"{self._where()}: {name}: {HINTS['is_archived']}", code="is_archived", permanent=True)
+        granted = next((v for k, v in (info.headers or {}).items() if k.lower() == "x-oauth-scopes"), "")
+        scopes = {scope.strip() for scope in str(granted).split(",")}
+        if not channel.get("is_member") and "chat:write.public" not in scopes:
+            raise SlackError(f"{self._where()}: the bot is not in {name}: {HINTS['not_in_channel']}",
+                             code="not_in_channel", permanent=True)
+        return f"bot {identity.get('user')} in workspace {identity.get('team')}; channel {name}"
 
     def close(self) -> None:
         self._client = None

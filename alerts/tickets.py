@@ -100,7 +100,8 @@ class TicketText:
     """Everything a ticket says about an alert, cleaned and trimmed, not yet marked up."""
 
     summary: str
-    title: str
+    title: str  # the item's own title; empty for a comment, reply or message
+    context: str  # "on: <thread title>" for a comment, reply or message
     excerpt: str
     facts: tuple[Fact, ...]
     places: tuple[fmt.Place, ...]  # every place, when the cluster has more than one
@@ -129,21 +130,16 @@ def plain_headline(alert: Alert) -> str:
     older Zendesk integrations) reject 4-byte characters in short fields,
     and subjects are what people search; the emoji stays in Slack.
     """
-    parts = [alert.severity.capitalize()]
-    if alert.labels:
-        parts.append(fmt.labels_label(alert.labels))
-    parts.append(fmt.source_name(alert.mention.source))
-    head = " · ".join(parts)
+    head = " · ".join([alert.severity.capitalize(), *fmt.headline_facts(alert)])
     prefix = KIND_PREFIX.get(alert.kind)
     return f"{prefix} · {head}" if prefix else head
 
 
 def summary_line(alert: Alert, limit: int) -> str:
-    """The one-line ticket title: headline plus the post's title (or text)."""
-    mention = alert.mention
-    what = fmt.clean(mention.title) or fmt.clean(mention.text)
-    line = f"{plain_headline(alert)}: {what}" if what else plain_headline(alert)
-    return fmt.truncate(line, limit)
+    """The one-line ticket title: headline plus what the item says (`format.subject`)."""
+    head = plain_headline(alert)
+    what = fmt.subject(alert.mention, limit - len(head) - 2)
+    return fmt.truncate(f"{head}: {what}" if what else head, limit)
 
 
 def ticket_text(alert: Alert, *, summary_chars: int = 255, excerpt_chars: int = EXCERPT_CHARS, note: str | None = None) -> TicketText:
@@ -156,7 +152,7 @@ def ticket_text(alert: Alert, *, summary_chars: int = 255, excerpt_chars: int = 
         Fact("Kind", fmt.kind_label(mention)),
     ]
     if mention.created_at is not None:
-        facts.append(Fact("Posted", fmt.when_label(mention.created_at)))
+        facts.append(Fact("Posted", fmt.when_label(mention.created_at, alert.timezone)))
     facts += [
         Fact("Severity", alert.severity.capitalize()),
         Fact("Labels", fmt.labels_label(alert.labels)),
@@ -167,6 +163,7 @@ def ticket_text(alert: Alert, *, summary_chars: int = 255, excerpt_chars: int = 
     return TicketText(
         summary=summary_line(alert, summary_chars),
         title=fmt.title_line(mention, TITLE_CHARS),
+        context=fmt.context_line(mention, TITLE_CHARS),
         excerpt=fmt.excerpt(mention, excerpt_chars),
         facts=tuple(facts),
         places=places[:MAX_PLACES],
@@ -196,9 +193,11 @@ def render_text(t: TicketText) -> str:
         lines += [f"Note: {t.note}", ""]
     if t.title:
         lines.append(t.title)
+    if t.context:
+        lines.append(t.context)
     if t.excerpt:
         lines.append(f"> {t.excerpt}")
-    if t.title or t.excerpt:
+    if t.title or t.context or t.excerpt:
         lines.append("")
     for fact in t.facts:
         lines.append(f"{fact.name}: {fact.value}" + (f" <{fact.url}>" if fact.url else ""))
@@ -243,6 +242,8 @@ def render_html(t: TicketText) -> str:
         parts.append(f"<p><strong>Note:</strong> {h(t.note)}</p>")
     if t.title:
         parts.append(f"<p><strong>{h(t.title)}</strong></p>")
+    if t.context:
+        parts.append(f"<p><em>{h(t.context)}</em></p>")
     if t.excerpt:
         parts.append(f"<blockquote>{h(t.excerpt)}</blockquote>")
     items = "".join(f"<li><strong>{h(f.name)}:</strong> {html_link(f.url, f.value)}</li>" for f in t.facts)
@@ -317,6 +318,8 @@ def render_markdown(t: TicketText) -> str:
         lines += [f"**Note:** {md(t.note)}", ""]
     if t.title:
         lines += [f"**{md(t.title)}**", ""]
+    if t.context:
+        lines += [f"_{md(t.context)}_", ""]
     if t.excerpt:
         lines += [f"> {md(t.excerpt)}", ""]
     lines += [f"- **{f.name}:** {md_link(f.url, f.value)}" for f in t.facts]

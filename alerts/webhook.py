@@ -70,7 +70,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from . import tickets as tk
-from .base import DeliveryError, Destination, DestinationOptions
+from .base import DeliveryError, Destination, DestinationOptions, NotVerifiable
 from earful.core import Alert
 
 if TYPE_CHECKING:
@@ -228,6 +228,11 @@ class WebhookDestination(Destination):
     def find_delivered(self, alert: Alert, since: datetime) -> None:
         """Always None: only the receiver knows; it dedupes on the Idempotency-Key."""
         return None
+
+    def verify(self) -> str:
+        """Refused: a receiver takes only signed POSTs and has no dry run, so only a post proves it works."""
+        raise NotVerifiable(f"{self._where()}: a webhook receiver accepts only signed POSTs and offers no dry check; "
+                            f"`earful test-alert {self.name}` sends one marked test event")
 
     def close(self) -> None:
         if self._session is not None:

@@ -149,6 +149,7 @@ class ZendeskDestination(Destination):
 
     type: ClassVar[str] = "zendesk"
     Options: ClassVar[type[DestinationOptions]] = ZendeskOptions
+    unanswered_only: ClassVar[bool] = True  # no ticket for what the brand had already answered
     options: ZendeskOptions
 
     def __init__(self, name: str, options: DestinationOptions):
@@ -199,6 +200,20 @@ class ZendeskDestination(Destination):
         if change:
             self._http().request("PUT", f"/api/v2/tickets/{remote_id}.json", json_body={"ticket": change}, expect=(200,))
         return remote_id
+
+    def verify(self) -> str:
+        """GET /users/me: the credentials belong to an agent (who may create tickets); nothing is created.
+
+        Zendesk answers a request it cannot attribute with the anonymous user (id null) rather than 401.
+        """
+        user = (self._http().json("GET", "/api/v2/users/me.json") or {}).get("user") or {}
+        if user.get("id") is None:
+            raise tk.HttpError(f"{self._where()}: the credentials were not accepted (Zendesk sees an anonymous user)",
+                               permanent=True)
+        if user.get("role") not in ("agent", "admin"):
+            raise tk.HttpError(f"{self._where()}: {user.get('email')} is an {user.get('role')}, not an agent: "
+                               "tickets need an agent's credentials", permanent=True)
+        return f"signed in as {user.get('name')} <{user.get('email')}> ({user.get('role')})"
 
     def close(self) -> None:
         if self._api is not None:

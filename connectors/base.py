@@ -72,7 +72,10 @@ class ConnectorOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     base_url: str | None = Field(default=None, description="Override the API root, e.g. for a proxy or tests.")
-    timeout: float = Field(default=20.0, gt=0, le=600, description="Seconds per HTTP request.")
+    timeout: float = Field(default=20.0, gt=0, le=600,
+                           description="Seconds for one HTTP exchange in total: connect, headers and the whole body.")
+    max_response_mb: float = Field(default=8.0, gt=0, le=1024,
+                                   description="Largest answer body read, in MB (decoded); a larger one fails the fetch.")
     user_agent: str = Field(default="earful/0.1 (+https://github.com/earful/earful)")
 
 

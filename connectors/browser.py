@@ -15,11 +15,22 @@ text is all we read, and those are most of a page's bytes.
 
 Playwright is imported inside functions: an idle cron tick imports
 connector modules for config validation and must not pay for it.
+
+Limits, as for plain HTTP (connectors/limits.py): `timeout` is the total for
+one page, navigation, settling and the extraction script together (the
+script runs under Playwright's own timeout, so a page whose scripts hang
+its main thread fails at the deadline too). `max_response_mb` caps the
+document: a larger declared Content-Length or transferred body fails the
+page before earful reads anything from it. What is not capped: chromium
+itself has downloaded the document by then (in its own process, freed
+with the context), and the page's sub-resources (scripts, XHR) are not
+counted; images, fonts and media are not fetched at all.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -231,6 +242,8 @@ class BrowserSession:
 
         self.label = label
         self.timeout = options.timeout
+        self.max_bytes = int(options.max_response_mb * 1024 * 1024)
+        self.max_response_mb = options.max_response_mb
         self.count = 0
         browser, executable = shared_browser(context, options, label)
         try:
@@ -251,12 +264,13 @@ class BrowserSession:
 
         shown = redact_url(url)
         self.count += 1
+        end = time.monotonic() + self.timeout
         try:
             # The review sites render server-side: the document is what we read. The load event (scripts
             # that add consent overlays, say) is waited for as well, but a slow tracker must not fail the run.
-            response = self._page.goto(url, wait_until="domcontentloaded")
+            response = self._page.goto(url, wait_until="domcontentloaded", timeout=self.timeout * 1000)
             try:
-                self._page.wait_for_load_state("load", timeout=min(self.timeout, SETTLE_SECONDS) * 1000)
+                self._page.wait_for_load_state("load", timeout=min(_left_ms(end), SETTLE_SECONDS * 1000))
             except PlaywrightTimeout:
                 pass
         except PlaywrightTimeout:
@@ -271,15 +285,37 @@ class BrowserSession:
             status=response.status if response is not None else None,
             headers={k.lower(): v for k, v in (response.headers if response is not None else {}).items()},
         )
+        self._check_size(response, page, shown)
         if on_response is not None:
             on_response(page)
         try:
-            data = self._page.evaluate(script, arg)
+            # `evaluate` has no timeout; a function that always returns a truthy wrapper resolves on its
+            # first call, and `wait_for_function` gives up at the page's deadline.
+            handle = self._page.wait_for_function(f"(arg) => ({{value: ({script})(arg)}})", arg=arg,
+                                                  timeout=_left_ms(end))
+            data = handle.json_value()["value"]
         except PlaywrightTimeout:
             raise ConnectorError(f"{self.label}: reading {shown} timed out after {self.timeout:g}s") from None
         except Error as exc:
             raise ConnectorError(f"{self.label}: reading {shown} failed in the browser: {_first_line(exc)}") from None
         return LoadedPage(url=page.url, status=page.status, headers=page.headers, data=data)
+
+    def _check_size(self, response: Any, page: LoadedPage, shown: str) -> None:
+        """Fail a document over `max_response_mb`: as declared, else as transferred (when chromium can say)."""
+        from playwright.sync_api import Error
+
+        declared = page.headers.get("content-length", "")
+        size = int(declared) if declared.isdigit() else None
+        if (size is None or size <= self.max_bytes) and response is not None:
+            try:
+                size = response.request.sizes().get("responseBodySize")
+            except Error:  # the response is gone (a navigation replaced it): nothing to measure
+                size = None
+        if size is not None and size > self.max_bytes:
+            raise ConnectorError(
+                f"{self.label}: {shown} is larger than the {self.max_response_mb:g} MB cap ({size / 1048576:.1f} MB); "
+                "earful did not read it (raise `max_response_mb` if this page really is that large)"
+            )
 
     def close(self) -> None:
         try:
@@ -292,6 +328,11 @@ class BrowserSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _left_ms(end: float) -> float:
+    """Milliseconds until `end` (a monotonic time), at least 1: Playwright reads 0 as "no timeout"."""
+    return max(1.0, (end - time.monotonic()) * 1000)
 
 
 def _first_line(exc: BaseException) -> str:

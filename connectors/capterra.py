@@ -11,7 +11,8 @@ page carries a JSON-LD `SoftwareApplication` with `aggregateRating` and the
 page's `review` list (ratings, dates, titles, bodies); the review card adds
 the id, the reviewer's role, industry, company size and time used, and the
 vendor's "Response from ..." block, whose presence sets `brand_replied`
-(False when the card has none) and whose date becomes `raw["reply_at"]`.
+(False when the card has none), whose date becomes `raw["reply_at"]` and
+whose "Response from X" becomes `raw["reply_by"]` (None when it names nobody).
 
 All selectors are in `SELECTORS` (alternatives in order, Capterra's
 `data-testid` attributes first): the one place to edit when the markup changes.

@@ -82,14 +82,14 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
 from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
 from earful.core import Mention
+from earful.core.normalize import url_host
 from earful.core.durations import Duration
-from .http import HttpClient, error_for_status, redact_url
+from .http import HttpClient, error_for_status, redact_url, split_url
 from .paging import Page, page_forward
 from earful.core import parse_time
 
@@ -515,12 +515,12 @@ def _answer(message: Mapping[str, Any], guild: str) -> ReplyStatus:
 
 
 def _channel_from_url(url: str) -> str:
-    parts = urlsplit(url or "").path.strip("/").split("/")
+    parts = split_url(url or "").path.strip("/").split("/")
     return parts[2] if len(parts) == 4 and parts[0] == "channels" else ""
 
 
 def _guild_from_url(url: str) -> str:
-    parts = urlsplit(url or "").path.strip("/").split("/")
+    parts = split_url(url or "").path.strip("/").split("/")
     return parts[1] if len(parts) == 4 and parts[0] == "channels" and parts[1] != "@me" else ""
 
 
@@ -571,7 +571,7 @@ def render_content(message: Mapping[str, Any], channel_names: Mapping[str, str] 
 
 def _link(message: Mapping[str, Any], text: str) -> str:
     for url in _URL.findall(text):
-        host = (urlsplit(url).hostname or "").lower()
+        host = url_host(url)  # "" for a link that does not parse: never raises
         if host not in ("discord.com", "discordapp.com", "cdn.discordapp.com", "media.discordapp.net"):
             return url
     for embed in message.get("embeds") or []:

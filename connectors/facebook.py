@@ -68,12 +68,13 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from pydantic import Field
 
 from earful.core import Mention, parse_time
 
+from .http import split_url
 from .base import Connector, ConnectorContext, ConnectorError, FetchResult, ReplyStatus
 from .graph import GraphOptions, Watermark, epoch, first_line, is_gone, young_threads
 
@@ -446,14 +447,14 @@ def _shared_link(post: Mapping[str, Any]) -> str:
     for attachment in ((post.get("attachments") or {}).get("data")) or []:
         if isinstance(attachment, dict) and attachment.get("type") in ("share", "link", "native_templates"):
             link = _unwrap(str(attachment.get("unshimmed_url") or attachment.get("url") or ""))
-            if link and (urlsplit(link).hostname or "").removeprefix("www.") != SITE:
+            if link and (split_url(link).hostname or "").removeprefix("www.") != SITE:
                 return link
     return ""
 
 
 def _unwrap(link: str) -> str:
     """Facebook's outbound redirect (l.facebook.com/l.php?u=REAL) to the real URL."""
-    parts = urlsplit(link)
+    parts = split_url(link)
     if parts.hostname in ("l.facebook.com", "lm.facebook.com") and parts.path == "/l.php":
         target = dict(parse_qsl(parts.query)).get("u", "")
         if target.startswith(("http://", "https://")):

@@ -13,7 +13,9 @@ titles and bodies come from there, the review id (`survey-response-NNN`),
 the permalink, the reviewer's role and company size and the vendor's
 response ("Response from ... of Acme CRM") from the review card.
 `brand_replied` is True when the card shows that response block, False
-when it does not; `raw["reply_at"]` is the response's date when shown.
+when it does not; `raw["reply_at"]` is the response's date when shown,
+`raw["reply_by"]` who the block says answered ("Jane Doe of Acme CRM"),
+None when it names nobody.
 
 All selectors are in `SELECTORS`, each with alternatives tried in order;
 when G2 changes its markup, that dict is the one place to edit.

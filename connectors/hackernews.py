@@ -45,13 +45,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Mapping
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
 from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
 from earful.core import Mention
 from earful.core.durations import Duration
+from earful.core.normalize import url_host
 from .http import HttpClient, html_to_text, redact_url
 from .pushdown import all_words_queries
 
@@ -345,7 +345,7 @@ def hit_mention(hit: Mapping[str, Any], brands: set[str]) -> Mention:
         title=str(hit.get("title") or ""),
         text=html_to_text(hit.get("story_text")),
         thread_id=object_id,
-        site=(urlsplit(link).hostname or "").removeprefix("www.") or "news.ycombinator.com",
+        site=url_host(link) or "news.ycombinator.com",  # "" for a link that does not parse: never raises
         link_url=link,
         raw={
             "objectID": object_id,

@@ -16,16 +16,15 @@ import html
 import re
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, Collection, Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from earful.core import retry_after_header
+from earful.core.redaction import SECRET_NAME, redact
 
 from .base import ConnectorError, ConnectorOptions
 
 if TYPE_CHECKING:
     import requests
-
-_SECRET_PARAM = re.compile(r"token|key|secret|pass|auth|sig|session|code|usg|credential", re.I)
 
 _STATUS_HINTS: dict[int, str] = {
     400: "the request was rejected; check the connector options",
@@ -87,32 +86,54 @@ def error_for_status(
     return ConnectorError(message, retry_after=retry_after, status=status)
 
 
+def split_url(url: str) -> SplitResult:
+    """`urlsplit` for URLs written by strangers: one with a bad IPv6 literal
+    splits into empty parts instead of raising, and `.port` is never read
+    here (it raises on a bad port), so one odd link cannot fail a fetch."""
+    try:
+        return urlsplit(url or "")
+    except ValueError:
+        return urlsplit("")
+
+
+def join_url(base: str, href: str) -> str:
+    """`urljoin` that gives '' instead of raising on a malformed `href`."""
+    try:
+        return urljoin(base, href)
+    except ValueError:
+        return ""
+
+
 def redact_url(url: str) -> str:
-    """`url` fit for a log line: no user:password, secret-looking query values masked."""
+    """`url` fit for a log line: no user:password, secret-looking query values masked, a Telegram-style
+    `/bot<id>:<token>` path segment shown as `/bot<token>`, and every secret the configuration named masked."""
     try:
         parts = urlsplit(url)
     except ValueError:  # unparseable: keep only what precedes any credentials or query
-        return url.split("?")[0].rsplit("@", 1)[-1]
+        return redact(url.split("?")[0].rsplit("@", 1)[-1])
     host = parts.hostname or ""
     if parts.port:
         host = f"{host}:{parts.port}"
     query = urlencode(
-        [(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+        [(k, "***" if SECRET_NAME.search(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
         safe="()*,:/",
     )
-    return urlunsplit((parts.scheme, host, parts.path, query, ""))
+    return redact(urlunsplit((parts.scheme, host, parts.path, query, "")))  # redact: the /bot<token> path too
 
 
 class HttpClient:
-    """A `requests.Session` with earful's user agent and timeout, raising only `ConnectorError`.
+    """A `requests.Session` with earful's user agent and limits, raising only `ConnectorError`.
 
     `label` prefixes every message (e.g. "rss monitor 'acme-news'"), so an
     operator knows which monitor failed without reading a traceback.
     `count` is the number of requests sent, for `FetchResult.requests`.
+    `timeout` is the total for one exchange (connect and the whole body) and
+    `max_response_mb` caps the body (see `connectors/limits.py`).
     """
 
     def __init__(self, options: ConnectorOptions, label: str):
         self.timeout = options.timeout
+        self.max_response_mb = options.max_response_mb
         self.user_agent = options.user_agent
         self.label = label
         self.count = 0
@@ -121,9 +142,9 @@ class HttpClient:
     @property
     def session(self) -> "requests.Session":
         if self._session is None:
-            import requests
+            from .limits import bounded_session
 
-            self._session = requests.Session()
+            self._session = bounded_session(self.timeout, self.max_response_mb)
             self._session.headers["User-Agent"] = self.user_agent
         return self._session
 
@@ -162,6 +183,8 @@ class HttpClient:
         to report when a 429 carries no Retry-After (both passed to `error_for_status`)."""
         import requests
 
+        from .limits import ResponseTooLarge
+
         self.count += 1
         try:
             shown = redact_url(requests.Request(method, url, params=params).prepare().url or url)
@@ -169,9 +192,11 @@ class HttpClient:
                                             headers=dict(headers or {}), timeout=self.timeout)
         except requests.Timeout:
             raise ConnectorError(
-                f"{self.label}: {method} {shown} timed out after {self.timeout:g}s; "
-                "the site may be down or slow (raise `timeout` if it is always slow)"
+                f"{self.label}: {method} {shown} timed out after {self.timeout:g}s (the whole answer must arrive "
+                "within `timeout`); the site may be down, slow or trickling (raise `timeout` if it is always slow)"
             ) from None
+        except ResponseTooLarge as exc:
+            raise ConnectorError(f"{self.label}: {method} {shown}: {exc}") from None
         except requests.ConnectionError as exc:
             raise ConnectorError(
                 f"{self.label}: could not connect to {shown} ({_reason(exc)}); check the URL, DNS and network/proxy"

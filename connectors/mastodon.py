@@ -89,8 +89,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
 from earful.core import Mention
+from earful.core.normalize import url_host
 from earful.core.durations import Duration
-from .http import HttpClient, error_for_status, html_to_text, redact_url
+from .http import HttpClient, error_for_status, html_to_text, redact_url, split_url
 from .paging import Page, Watermark, page_back, page_forward
 from .pushdown import all_words_queries  # words every match contains, as for Hacker News
 from earful.core import parse_time, retry_after_header
@@ -513,7 +514,7 @@ def full_acct(account: Mapping[str, Any]) -> str:
     acct = str(account.get("acct") or account.get("username") or "")
     if "@" in acct or not acct:
         return acct
-    host = (urlsplit(str(account.get("url") or "")).hostname or "").lower()
+    host = (split_url(str(account.get("url") or "")).hostname or "").lower()
     return f"{acct}@{host}" if host else acct
 
 
@@ -581,7 +582,7 @@ def status_mention(status: Mapping[str, Any], instance: str, brands: set[str], v
         parent_id=f"{instance}/{reply_to}" if reply_to else None,
         kind="reply" if reply_to else "post",
         language=status.get("language") or None,
-        site=(urlsplit(url).hostname or "").lower().removeprefix("www."),
+        site=url_host(url),  # "" for a link that does not parse: never raises
         link_url=_link_url(status),
         raw=_status_raw(status, instance, via),
     )

@@ -31,6 +31,9 @@ ids of both kinds never collide; `thread_id` is the post's fullname and
 (Reddit's own marker, kept so operators see what happened); the
 "[deleted]"/"[removed]" body markers become empty text with
 `raw["state"]` saying which, so rules never match the marker words.
+Text is read from the HTML rendering, spoilers included (`rendered_text`).
+Comments of older listings carry no `permalink`; their address is built
+from their ids, in listings and in the reply check alike.
 `site` is "r/<subreddit>", which the rules' `site:r/crm` filter reads;
 `link_url` is a link post's target, so a discussion clusters with the
 article's other appearances.
@@ -50,7 +53,6 @@ import re
 import time
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -58,7 +60,7 @@ from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions,
 from earful.core import Mention, parse_retry_after, retry_after_header
 from earful.core.durations import Duration
 from .paging import CatchUp, Page, Watermark, page_back
-from .http import error_for_status, html_to_text, redact_url
+from .http import error_for_status, html_to_text, redact_url, split_url
 from .pushdown import compile_query
 
 if TYPE_CHECKING:
@@ -150,9 +152,10 @@ class RedditConnector(Connector):
 
     def _make_reddit(self) -> "praw.Reddit":
         import praw
-        import requests
 
-        self._session = requests.Session()
+        from .limits import bounded_session
+
+        self._session = bounded_session(self.options.timeout, self.options.max_response_mb)  # deadline and size cap
         opts = self.options
         credentials: dict[str, Any] = {}
         if opts.username and opts.password is not None:
@@ -235,8 +238,12 @@ class RedditConnector(Connector):
     def _connection_error(self, original: BaseException, prefix: str) -> ConnectorError:
         import requests
 
+        from .limits import ResponseTooLarge
+
         if isinstance(original, RetriesExhausted):
             original = original.cause
+        if isinstance(original, ResponseTooLarge):
+            return ConnectorError(f"{prefix}: {original}")
         if isinstance(original, requests.Timeout):
             return ConnectorError(f"{prefix} timed out after {self.options.timeout:g}s; Reddit may be slow or down "
                                   "(raise `timeout` if it always is)")
@@ -551,7 +558,7 @@ def thing_mention(child: Mapping[str, Any], brands: Iterable[str], stream: str =
             title=str(data.get("title") or ""),
             text=text,
             thread_id=str(data["name"]),
-            link_url=link if urlsplit(link).scheme in ("http", "https") else "",
+            link_url=link if split_url(link).scheme in ("http", "https") else "",
             brand_replied=False if comments == 0 else None,
             raw=raw,
         )

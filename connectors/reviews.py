@@ -57,7 +57,6 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
-from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field
 
@@ -66,7 +65,7 @@ from earful.core.durations import Duration
 
 from .base import Connector, ConnectorContext, ConnectorError, FetchResult, ReplyStatus
 from .browser import BrowserOptions, BrowserSession, LoadedPage
-from .http import error_for_status, html_to_text, redact_url
+from .http import error_for_status, html_to_text, join_url, redact_url, split_url
 from .paging import Page, Watermark, page_back
 
 SEEN_MAX = 1000
@@ -539,8 +538,8 @@ class ReviewSiteConnector(Connector):
         """A permalink on the real site, whatever `base_url` points at (stable ids for the store)."""
         if not href:
             return fallback
-        absolute = urljoin(self.root + "/", href)
-        parts = urlsplit(absolute)
+        absolute = join_url(self.root + "/", href)
+        parts = split_url(absolute)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         return self.default_root.rstrip("/") + path
 
@@ -633,7 +632,8 @@ class ReviewSiteConnector(Connector):
             return ReplyStatus(answered=None)
         if not review.replied:
             return ReplyStatus(answered=False, url=mention.url or None)
-        return ReplyStatus(answered=True, answered_at=review.reply_at, answered_by=review.reply_by or self.product_name or None,
+        # Only the name the page gives the replier: never the product's, which would be a guess shown as fact.
+        return ReplyStatus(answered=True, answered_at=review.reply_at, answered_by=review.reply_by or None,
                            url=mention.url or None)
 
     # -- one page ----------------------------------------------------------------

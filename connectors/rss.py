@@ -37,13 +37,13 @@ import hashlib
 import re
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Mapping
-from urllib.parse import parse_qsl, urljoin, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, model_validator
 
 from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult
 from earful.core import Mention
-from .http import HttpClient, html_to_text, redact_url
+from .http import HttpClient, html_to_text, join_url, redact_url, split_url
 from .reddit import rendered_text
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ def entry_mention(feed: str, channel: Mapping[str, Any], entry: Mapping[str, Any
         created_at=_utc(entry.get("published_parsed") or entry.get("updated_parsed")),
         kind="comment" if fullname.startswith("t1_") else "post",
         language=_language(channel, entry, body),
-        site=subreddit or (urlsplit(link).hostname or "").removeprefix("www."),
+        site=subreddit or (split_url(link).hostname or "").removeprefix("www."),
         raw={"feed": feed, "id": identity, "tags": [t.get("term") for t in entry.get("tags") or [] if t.get("term")]},
     )
 
@@ -230,9 +230,9 @@ def entry_mention(feed: str, channel: Mapping[str, Any], entry: Mapping[str, Any
 def _item_url(feed: str, entry: Mapping[str, Any]) -> str:
     """The article's own address: FeedBurner's `origLink` over its feedproxy link, Google's redirects unwrapped."""
     original = str(entry.get("feedburner_origlink") or "").strip()
-    if urlsplit(original).scheme in ("http", "https"):
+    if split_url(original).scheme in ("http", "https"):
         return original
-    return _unwrap_redirect(urljoin(feed, entry["link"])) if entry.get("link") else ""
+    return _unwrap_redirect(join_url(feed, entry["link"])) if entry.get("link") else ""
 
 
 def _identity(entry: Mapping[str, Any], title: str, body: Mapping[str, Any]) -> str:
@@ -259,7 +259,7 @@ def _reddit_origin(entry: Mapping[str, Any], identity: str, link: str) -> tuple[
 
 def _reddit_permalink(link: str) -> tuple[str, str] | None:
     """(subreddit, fullname) named by a reddit.com post or comment permalink; None for any other link."""
-    parts = urlsplit(link)
+    parts = split_url(link)
     found = _REDDIT_PERMALINK.match(parts.path) if (parts.hostname or "").endswith("reddit.com") else None
     if not found:
         return None
@@ -283,7 +283,7 @@ def _author(entry: Mapping[str, Any], link: str, reddit: bool) -> str:
         author = re.sub(r"^/?u/", "", author)
     if author:
         return author
-    status = _MASTODON_STATUS.match(urlsplit(link).path)
+    status = _MASTODON_STATUS.match(split_url(link).path)
     return status.group(1) if status else ""
 
 
@@ -318,7 +318,7 @@ def _detail_text(detail: Mapping[str, Any] | None, fallback: str | None,
 
 def _unwrap_redirect(link: str) -> str:
     """Google Alerts links point at google.com/url?...&url=REAL; the article is the real URL."""
-    parts = urlsplit(link)
+    parts = split_url(link)
     if (parts.hostname or "").endswith("google.com") and parts.path == "/url":
         params = dict(parse_qsl(parts.query))
         target = params.get("url") or params.get("q") or ""

@@ -541,30 +541,41 @@ def _origin_chat(message: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def forward_origin(message: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Where a forwarded message first appeared, from `forward_origin` (Bot API 7+) or the older `forward_*`
-    fields; None for a message that is no forward and for a channel post's automatic copy (that is the post)."""
-    if message.get("is_automatic_forward"):
+    """Where a forwarded message first appeared (see "Forwards" above); None for a message that is no forward
+    and for a channel post's automatic copy in its discussion group (that is the post)."""
+    origin = None if message.get("is_automatic_forward") else _message_origin(message)
+    if origin is None:
         return None
+    kind = str(origin["type"])
+    if kind in ("user", "hidden_user"):
+        person = origin.get("sender_user") or {}
+        name = " ".join(str(person.get(k) or "") for k in ("first_name", "last_name")).strip() or origin.get("sender_user_name")
+        username, ident, url = person.get("username"), person.get("id"), None
+    else:
+        chat = origin.get("chat") or origin.get("sender_chat") or {}
+        name, username, ident = chat.get("title"), chat.get("username"), chat.get("id")
+        url = message_url(chat, origin["message_id"]) if kind == "channel" and origin.get("message_id") else None
+    return {"type": kind, "name": name or None, "username": username or None, "id": ident, "message_id": origin.get("message_id"),
+            "author_signature": origin.get("author_signature") or None, "date": _iso(origin.get("date")), "url": url or None}
+
+
+def _message_origin(message: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The message's MessageOrigin (Bot API 7+), or one built from the `forward_*` fields older servers send."""
     origin = message.get("forward_origin")
     if isinstance(origin, dict) and origin.get("type"):
-        kind = str(origin["type"])
-        user, chat = origin.get("sender_user") or {}, origin.get("chat") or origin.get("sender_chat") or {}
-        hidden, date = origin.get("sender_user_name"), origin.get("date")
-        message_id, signature = origin.get("message_id"), origin.get("author_signature")
+        return dict(origin)
+    person, chat, hidden = message.get("forward_from"), message.get("forward_from_chat"), message.get("forward_sender_name")
+    if isinstance(person, dict):
+        origin = {"type": "user", "sender_user": person}
+    elif hidden:
+        origin = {"type": "hidden_user", "sender_user_name": hidden}
+    elif isinstance(chat, dict):
+        channel = chat.get("type") == "channel"
+        origin = {"type": "channel", "chat": chat} if channel else {"type": "chat", "sender_chat": chat}
     else:
-        user, chat, hidden = message.get("forward_from") or {}, message.get("forward_from_chat") or {}, message.get("forward_sender_name")
-        if not (user or chat or hidden):
-            return None
-        kind = "user" if user else "hidden_user" if hidden else "channel" if chat.get("type") == "channel" else "chat"
-        date, message_id, signature = message.get("forward_date"), message.get("forward_from_message_id"), message.get("forward_signature")
-    if kind in ("user", "hidden_user"):
-        name = " ".join(str(user.get(k) or "") for k in ("first_name", "last_name")).strip() or str(hidden or "")
-        username, ident, url = user.get("username"), user.get("id"), ""
-    else:
-        name, username, ident = str(chat.get("title") or ""), chat.get("username"), chat.get("id")
-        url = message_url(chat, message_id) if kind == "channel" and message_id else ""
-    return {"type": kind, "name": name or None, "username": username or None, "id": ident, "message_id": message_id,
-            "author_signature": signature or None, "date": _iso(date), "url": url or None}
+        return None
+    return {**origin, "date": message.get("forward_date"), "message_id": message.get("forward_from_message_id"),
+            "author_signature": message.get("forward_signature")}
 
 
 _ORIGIN_KINDS = {"user": "user", "hidden_user": "hidden user", "chat": "group", "channel": "channel"}

@@ -16,7 +16,11 @@ company's answer `{message, publishedDate, updatedDate}`), with
 state is read first; the rendered review cards (`SELECTORS`) are the
 fallback when it is missing or changes shape. `brand_replied` is True
 when `reply` is an object, False when it is null, None when the key
-itself is gone; `raw["reply_at"]` is the reply's publishedDate.
+itself is gone; `raw["reply_at"]` is the reply's publishedDate and
+`raw["reply_by"]` the company's `businessUnit.displayName`, the name the
+page heads the reply with ("Reply from Acme CRM"): the `reply` object names
+nobody, and on Trustpilot only the company can reply. From the cards it is
+that heading; a page without one leaves it None (never a guessed name).
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ when there is one, HTML entities decoded, t.co links expanded.
 
 `base_url`: tweepy's host is fixed (api.twitter.com); a requests adapter
 mounted on the client's session rewrites it to `base_url` (tests,
-proxies) and enforces `timeout`, which tweepy does not set at all.
+proxies) and enforces `timeout` (a total per request, which tweepy does
+not set at all) and `max_response_mb` (connectors/limits.py).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
 from earful.core import Mention, parse_time
+from earful.core.normalize import url_host
 from earful.core.durations import Duration
 from .pushdown import compile_query
 from .http import error_for_status
@@ -191,7 +193,7 @@ class XConnector(Connector):
             client = tweepy.Client(bearer_token=self.options.bearer_token.get_secret_value(), return_type=dict,
                                    wait_on_rate_limit=False)
             client.user_agent = f"{self.options.user_agent} {client.user_agent}"
-            adapter = _adapter(self.options.base_url, self.options.timeout, self)
+            adapter = _adapter(self.options, self)
             for host in HOSTS:
                 client.session.mount(host, adapter)
             self._client = client
@@ -231,6 +233,8 @@ class XConnector(Connector):
         import requests
         import tweepy
 
+        from .limits import ResponseTooLarge
+
         try:
             return getattr(self.client, method)(**params)
         except tweepy.HTTPException as exc:
@@ -241,6 +245,8 @@ class XConnector(Connector):
         except requests.Timeout:
             raise ConnectorError(f"{self.label}: {what} timed out after {self.options.timeout:g}s; "
                                  "X may be slow or down (raise `timeout` if it always is)") from None
+        except ResponseTooLarge as exc:
+            raise ConnectorError(f"{self.label}: {what}: {exc}") from None
         except requests.RequestException as exc:
             raise ConnectorError(f"{self.label}: {what}: could not connect ({type(exc).__name__}); "
                                  "check `base_url`, DNS and the network") from None
@@ -500,15 +506,18 @@ def _next_state(state: Mapping[str, Any], head: Window, newest: int | None, read
 # -- HTTP plumbing ---------------------------------------------------------------------------
 
 
-def _adapter(base_url: str | None, timeout: float, connector: XConnector) -> Any:
-    """A requests adapter that counts requests, sets `timeout` and, with `base_url`, rewrites tweepy's host."""
-    from requests.adapters import HTTPAdapter
+def _adapter(options: XOptions, connector: XConnector) -> Any:
+    """A requests adapter that counts requests, bounds each by `timeout` (total) and `max_response_mb`
+    (see connectors/limits.py) and, with `base_url`, rewrites tweepy's host."""
     from requests.utils import get_environ_proxies
 
-    base = urlsplit(base_url.rstrip("/")) if base_url else None
+    from .limits import MEGABYTE, BoundedAdapter
+
+    timeout = options.timeout
+    base = urlsplit(options.base_url.rstrip("/")) if options.base_url else None
     prefix = base.path.removesuffix("/2") if base else ""
 
-    class Adapter(HTTPAdapter):
+    class Adapter(BoundedAdapter):
         def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
             if base is not None:
                 parts = urlsplit(request.url)
@@ -519,7 +528,7 @@ def _adapter(base_url: str | None, timeout: float, connector: XConnector) -> Any
             connector.requests += 1
             return super().send(request, **kwargs)
 
-    return Adapter()
+    return Adapter(timeout, int(options.max_response_mb * MEGABYTE))
 
 
 def _messages(exc: Any) -> str:
@@ -620,7 +629,7 @@ def _expand(text: str, tweet: Mapping[str, Any]) -> str:
 def _shared_link(tweet: Mapping[str, Any]) -> str:
     for url in _urls(tweet):
         expanded = str(url.get("expanded_url") or "") if isinstance(url, dict) else ""
-        host = (urlsplit(expanded).hostname or "").removeprefix("www.").removeprefix("mobile.")
+        host = url_host(expanded).removeprefix("mobile.")  # "" for a link that does not parse
         if expanded and host not in ("x.com", "twitter.com", "t.co", "pic.twitter.com", "pic.x.com"):
             return expanded
     return ""

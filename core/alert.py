@@ -8,7 +8,7 @@ notices are alerts too (`kind`), so they travel the same outbox.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 from .match import SEVERITY_ORDER, Match
@@ -36,6 +36,7 @@ class Alert:
     note: str | None = None  # a line shown with the alert ("SLA breached: no reply after 2h")
     thread: str | None = None  # remote id of an earlier message to answer under (Slack thread)
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    timezone: tzinfo = timezone.utc  # the deployment's `timezone`: times are shown in it, as digests do
 
     @property
     def mention(self) -> Mention:

@@ -8,6 +8,7 @@ imported (see `commands`).
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -39,13 +40,51 @@ def main(argv: list[str] | None = None) -> None:
         if nothing_due(config):
             sys.exit(0)
     from .commands import app
-    from .store import StateError
 
     try:
         app(args=args, prog_name="earful", standalone_mode=True)
-    except StateError as exc:  # typer re-raises non-click errors; this one is the operator's to fix, not a bug
-        sys.stderr.write(f"earful: {exc}\n")
+    except Exception as exc:  # typer re-raises non-click errors; the state's faults are the operator's to fix
+        message = fault_message(exc)
+        if message is None:
+            raise  # a bug: its traceback is what a report needs
+        sys.stderr.write(f"earful: {message}\n")
         sys.exit(1)
+
+
+# A file system that refuses a write: full, read-only, not ours, failing.
+_STATE_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+
+
+def fault_message(exc: BaseException) -> str | None:
+    """One line for a fault of the state or its directory (not a bug), or None.
+
+    Disk full or a read-only directory can strike any write of a run, after
+    the monitors have stored their batches: each write is a transaction (an
+    outbox row stays pending, or "sending" to be reconciled), so the next
+    run continues and delivers exactly once. The operator needs the cause,
+    not a traceback.
+    """
+    import sqlite3
+
+    from .store import StateError
+
+    if isinstance(exc, StateError):
+        return str(exc)
+    if isinstance(exc, sqlite3.DatabaseError):
+        text = str(exc)
+        if "disk is full" in text:
+            advice = "free some space and run again: nothing delivered or pending is lost, the next run continues"
+        elif "malformed" in text or "not a database" in text:
+            advice = ("state.db is damaged: restore it from a backup, or move it aside and start over deliberately "
+                      "with `earful state reset`")
+        else:
+            advice = "check state.db and its directory are writable; the next run continues where this one stopped"
+        return f"the state database failed ({text}); {advice}"
+    if isinstance(exc, OSError) and exc.errno in _STATE_FAULTS:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return (f"{where}{exc.strerror or exc}; free some space or make it writable and run again: nothing delivered "
+                "or pending is lost")
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

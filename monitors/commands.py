@@ -1,23 +1,24 @@
 """The `earful` subcommands (typer + rich).
 
 Exit codes are part of the contract cron and systemd rely on:
-0 every monitor ran, 1 a monitor (or a destination, permanently) failed,
+0 every monitor ran, 1 a monitor (or a destination, permanently) failed
+or the run budget left monitors for the next tick,
 2 the configuration is wrong (nothing was fetched or written).
 """
 
 from __future__ import annotations
 
-import logging
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from . import logs
 from .cli import DEFAULT_CONFIG
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -32,16 +33,19 @@ def _config_path(config: Optional[Path]) -> Path:
     return config or Path(os.environ.get("EARFUL_CONFIG", DEFAULT_CONFIG))
 
 
-def _load(config: Optional[Path]):
-    """Load the config or exit 2 with every problem listed."""
+def _load(config: Optional[Path], **overrides):
+    """Load the config (`overrides`: see `load_config`) or exit 2 with every problem listed."""
     from .config import load_config
     from .yamlfile import ConfigError
 
     try:
-        loaded = load_config(_config_path(config))
+        loaded = load_config(_config_path(config), **overrides)
     except ConfigError as exc:
         for problem in exc.problems:
             err.print(escape(str(problem)))
+        if not _config_path(config).exists():
+            err.print("no earful deployment here: start one with `earful init DIR`, or point to one with "
+                      "`-c PATH/cron.yaml` (or EARFUL_CONFIG).")
         err.print(f"[red]{len(exc.problems)} configuration problem(s); nothing was run.[/red]")
         raise typer.Exit(2) from None
     # The compiled rules are long-lived: keep the garbage collector from re-scanning them on every
@@ -49,60 +53,24 @@ def _load(config: Optional[Path]):
     import gc
 
     gc.freeze()
+    logs.use_config_secrets(loaded)
     return loaded
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import version
+
+        typer.echo(f"earful {version('earful')}")  # not `out`: an eager option runs before `_main` resets it
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details (tracebacks of failing monitors).")) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details (tracebacks of failing monitors)."),
+          _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                        help="Print earful's version and exit.")) -> None:
+    logs.setup(verbose)  # secrets masked in every log record and in stdout/stderr
     out.quiet = False  # `run --quiet` turns it on for its own invocation only
-
-
-@app.command()
-def check(config: Optional[Path] = ConfigOption,
-          online: bool = typer.Option(False, "--online", help="Also contact every source to prove credentials and URLs work.")) -> None:
-    """Validate cron.yaml and the rule packs; every problem as file:line. Writes nothing."""
-    cfg = _load(config)
-    rules = sum(len(p.rules) for p in cfg.packs.values())
-    out.print(f"[green]ok[/green]: {escape(str(cfg.path))}: {len(cfg.monitors)} monitor(s), "
-              f"{len(cfg.destinations)} destination(s), {len(cfg.packs)} rule pack(s) with {rules} rule(s).")
-    if online:
-        raise typer.Exit(_check_online(cfg))
-
-
-def _check_online(cfg) -> int:
-    """One verification call per monitor; a rejected credential names the monitor, never the secret."""
-    from earful.connectors.base import ConnectorError, RunResources
-
-    from .runner import make_connector
-
-    table = Table(title="online check")
-    for column in ("monitor", "connector", "result"):
-        table.add_column(column, overflow="fold")
-    failed = 0
-    resources = RunResources()
-    now = datetime.now(timezone.utc)
-    try:
-        for name, monitor in cfg.monitors.items():
-            try:
-                connector = make_connector(cfg, monitor, now, resources)
-                try:
-                    connector.verify()
-                finally:
-                    connector.close()
-                result = "[green]ok[/green]"
-            except ConnectorError as exc:
-                failed += 1
-                kind = "credentials rejected" if exc.status in (401, 403) else "failed"
-                result = f"[red]{kind}[/red]: {escape(str(exc))}"
-            except Exception as exc:  # noqa: BLE001 - report every monitor, whatever breaks
-                failed += 1
-                result = f"[red]failed[/red]: {escape(type(exc).__name__)}: {escape(str(exc))}"
-            table.add_row(escape(name), monitor.connector, result)
-    finally:
-        resources.close_all()
-    out.print(table)
-    return 1 if failed else 0
 
 
 @app.command()
@@ -125,37 +93,66 @@ def run(
         raise typer.Exit(2)
     if quiet:
         out.quiet = True  # problems go to `err`, which stays loud
-    report = run_monitors(cfg, names=monitor or None, force_all=all_, dry_run=dry_run, progress=_print_outcome)
+        logs.quiet()  # and earful's own lines are the whole story: no library's log line before them
+    names = monitor or (_enabled_for_dry_run(cfg) if dry_run else None)
+    report = run_monitors(cfg, names=names, force_all=all_, dry_run=dry_run,
+                          progress=partial(_print_outcome, dry_run=dry_run))
     if report.locked_out:
         out.print("another earful run is still working on this state file; this tick does nothing.")
         raise typer.Exit(0)
+    if report.overrun:  # monitors were left due: a problem, so on stderr even under --quiet (and exit 1 below)
+        err.print(f"[yellow]{escape(report.overrun)}[/yellow]")
+    _print_reply_check_failures(report.replies)
     if dry_run:
         _print_dry_run(report)
     elif report.delivery:
         _print_delivery(report.delivery)
-        for sent in report.digests:
-            for delivery in sent.deliveries:
-                if delivery.status == "delivered":
-                    out.print(f"sent digest '{escape(sent.digest.name)}' to {escape(delivery.destination)}")
-                elif delivery.status == "failed":
-                    err.print(f"[yellow]digest '{escape(sent.digest.name)}' to {escape(delivery.destination)} failed: "
-                              f"{escape(delivery.error or '')}[/yellow]")
-        for message in report.digest_errors:
-            err.print(f"[yellow]{escape(message)}[/yellow]")
+        _print_digests(report)
     if not report.monitors and not dry_run and report.delivery and not report.delivery.total:
         out.print(f"nothing due ({len(report.not_due)} monitor(s) waiting for their schedule).")
     raise typer.Exit(1 if report.failed else 0)
 
 
-def _print_outcome(outcome) -> None:
+def _enabled_for_dry_run(cfg) -> list[str]:
+    """Like a real run, a dry run leaves disabled monitors alone unless named with -m; it says so."""
+    names = [name for name, m in cfg.monitors.items() if m.common.enabled]
+    disabled = [name for name in cfg.monitors if name not in names]
+    if disabled:
+        out.print(f"skipped {len(disabled)} disabled monitor(s) (enabled: false): {escape(', '.join(disabled))}")
+    if not names:
+        raise typer.Exit(0)
+    return names
+
+
+def _print_digests(report) -> None:
+    for sent in report.digests:
+        for delivery in sent.deliveries:
+            if delivery.status == "delivered":
+                out.print(f"sent digest '{escape(sent.digest.name)}' to {escape(delivery.destination)}")
+            elif delivery.status == "failed":
+                err.print(f"[yellow]digest '{escape(sent.digest.name)}' to {escape(delivery.destination)} failed: "
+                          f"{escape(delivery.error or '')}[/yellow]")
+    for message in report.digest_errors:
+        err.print(f"[yellow]{escape(message)}[/yellow]")
+
+
+def _print_outcome(outcome, dry_run: bool = False) -> None:
     if outcome.ok:
         extra = " (not modified)" if outcome.not_modified else ""
+        alerts = f"{outcome.alerts} would alert (dry run: nothing queued)" if dry_run else f"{outcome.alerts} alert(s) queued"
         out.print(f"[green]✓[/green] {escape(outcome.name)}: {outcome.fetched} fetched, {outcome.new_items} new, "
-                  f"{outcome.alerts} alert(s) queued{extra}")
+                  f"{alerts}{extra}")
         for note in outcome.notes:  # partial trouble (one dead feed of several, a capped catch-up): never silent
             err.print(f"[yellow]  ! {escape(outcome.name)}: {escape(note)}[/yellow]")
     else:
         err.print(f"[red]✗ {escape(outcome.error or outcome.name)}[/red]")
+
+
+def _print_reply_check_failures(replies) -> None:
+    """Failed reply checks are failures like a failed fetch: on stderr even under --quiet (and exit 1)."""
+    for name, errors in sorted((replies.failures if replies else {}).items()):
+        err.print(f"[red]✗ {escape(name)}: {len(errors)} reply check(s) failed; those queries stay open and are not "
+                  f"escalated until a check works. Last: {escape(errors[-1])}[/red]")
 
 
 def _print_dry_run(report) -> None:
@@ -178,12 +175,14 @@ def _print_delivery(delivery) -> None:
 
 @app.command()
 def status(config: Optional[Path] = ConfigOption,
-           since: str = typer.Option("24h", help="Window for the counters, e.g. 24h, 7d.")) -> None:
-    """A table per monitor: last run, last success, new items, alerts, failures."""
+           since: str = typer.Option("24h", help="Window for the counters, e.g. 24h, 7d."),
+           as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Per monitor: state, last and next run, counters, open and breached queries; the outbox; a stopped scheduler."""
+    import json
+
     from earful.core import parse_duration
 
-    from earful.core import parse_time
-
+    from .status import collect, render
     from .store import Store
 
     cfg = _load(config)
@@ -193,52 +192,20 @@ def status(config: Optional[Path] = ConfigOption,
         err.print(str(exc))
         raise typer.Exit(2) from None
     if not cfg.state_path.exists():
-        out.print(f"no state yet at {escape(str(cfg.state_path))}: run `earful run` first.")
+        if as_json:
+            out.print_json(json.dumps({"since": since, "state": None, "scheduler": None, "monitors": [], "destinations": []}))
+        else:
+            out.print(f"no state yet at {escape(str(cfg.state_path))}: run `earful run` first.")
         return
     store = Store(cfg.state_path)
-    now = datetime.now(timezone.utc)
-    states = store.all_monitor_states()
-    totals = store.run_totals(now - window)
-    sent = store.sent_per_monitor(now - window)
-    from .runner import budget_period
-
-    budgets = store.budgets(budget_period(now))
-    table = Table(title=f"monitors (counters: last {since})")
-    for column in ("monitor", "connector", "schedule", "last run", "last success", "state", "new", "alerts sent",
-                   "failures", "budget left"):
-        table.add_column(column, no_wrap=column == "monitor", overflow="fold")
-    errors: list[str] = []
-    for name, monitor in cfg.monitors.items():
-        state = states.get(name, {})
-        total = totals.get(name, {})
-        failures = state.get("consecutive_failures") or 0
-        status_text = "disabled" if not monitor.common.enabled else (
-            "[red]failing[/red]" if failures else ("[green]ok[/green]" if state.get("last_success") else "never ran"))
-        if state.get("health") == "unwatched":
-            status_text += f" [red]unwatched {_ago(parse_time(state.get('health_since')), now).removesuffix(' ago')}[/red]"
-        limit = getattr(monitor.options, "monthly_budget", None)
-        used = (budgets.get(name) or {}).get("used") or 0
-        table.add_row(
-            escape(name), monitor.connector, monitor.schedule,
-            _ago(parse_time(state.get("last_start")), now), _ago(parse_time(state.get("last_success")), now),
-            status_text + (f" ×{failures}" if failures else ""),
-            str(total.get("new_items") or 0), str(sent.get(name, 0)), str(total.get("failures") or 0),
-            "—" if limit is None else f"{max(0, limit - used)}/{limit}",
-        )
-        if failures and state.get("last_error"):
-            errors.append(f"[red]{escape(name)}[/red]: {escape(state['last_error'])}")
-    out.print(table)
-    for line in errors:
-        out.print(line, soft_wrap=True)
-    outbox = Table(title="delivery outbox")
-    for column in ("destination", "delivered", "pending", "held (flood control)", "last error"):
-        outbox.add_column(column)
-    errors = {row.destination: row.last_error for row in store.outbox_rows() if row.status in ("pending", "sending") and row.last_error}
-    for name, counts in sorted(store.outbox_stats().items()):
-        outbox.add_row(escape(name), str(counts.get("delivered", 0)), str(counts.get("pending", 0) + counts.get("sending", 0)),
-                       str(counts.get("held", 0)), escape((errors.get(name) or "")[:120]))
-    out.print(outbox)
-    store.close()
+    try:
+        report = collect(cfg, store, datetime.now(timezone.utc), window, since)
+    finally:
+        store.close()
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+    else:
+        out.print(render(report, cfg.state_path))
 
 
 @app.command()
@@ -248,9 +215,9 @@ def report(config: Optional[Path] = ConfigOption,
     """Per channel: first-response time (median, p90), answered within SLA %, breaches, still open."""
     import json
 
-    from earful.core import format_duration, parse_duration
+    from earful.core import parse_duration
 
-    from .report import kpis
+    from .report import kpi_table, kpis
     from .store import Store
 
     cfg = _load(config)
@@ -268,22 +235,7 @@ def report(config: Optional[Path] = ConfigOption,
     if as_json:
         out.print_json(json.dumps({"since": since, "channels": [r.as_dict() for r in rows]}))
         return
-    table = Table(title=f"reply KPIs, queries first seen in the last {since}"
-                  + (" (business hours)" if cfg.business_hours() else ""))
-    table.caption = "FRT: time to the brand's first reply; in SLA: share of decided queries answered in time"
-    for column in ("channel", "queries", "answered", "median FRT", "p90 FRT", "in SLA", "breaches", "open", "unknown"):
-        table.add_column(column, justify="left" if column == "channel" else "right", no_wrap=True)
-
-    def duration(seconds: float | None) -> str:
-        return "—" if seconds is None else format_duration(timedelta(seconds=round(seconds)))
-
-    for row in rows:
-        pct = row.within_sla_pct
-        table.add_row(escape(row.channel), str(row.queries), str(row.answered), duration(row.median_first_response_s),
-                      duration(row.p90_first_response_s), "—" if pct is None else f"{pct:.0f}%", str(row.breaches),
-                      str(row.still_open), str(row.unknown))
-    if not rows:
-        table.caption = "no tracked queries in this window (rules need reply_within, or defaults.reply_within)"
+    table = kpi_table(rows, since, cfg.business_hours() is not None)
     out.print(table)
 
 
@@ -334,14 +286,27 @@ def digest(config: Optional[Path] = ConfigOption,
         store.close()
 
 
-def _ago(moment: datetime | None, now: datetime) -> str:
-    if moment is None:
-        return "never"
-    seconds = int((now - moment).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{max(seconds, 0)}s ago"
+state_app = typer.Typer(no_args_is_help=True, help="The state file (state.db) and its delivery history.")
+app.add_typer(state_app, name="state")
+
+
+@state_app.command("reset")
+def state_reset(config: Optional[Path] = ConfigOption) -> None:
+    """Start over deliberately: accept state.db as it is now (empty, missing or replaced), forgetting its history."""
+    from .lock import run_lock
+    from .store import marker
+
+    cfg = _load(config)
+    with run_lock(cfg.state_path) as acquired:
+        if not acquired:
+            err.print("another earful run is working on this state file; try again when it has finished.")
+            raise typer.Exit(1)
+        forgot = marker.forget(cfg.state_path)
+    if forgot:
+        out.print(f"forgot the delivery history of {escape(str(cfg.state_path))}: the next run uses it as it is now "
+                  "(a fresh state if it is empty or missing) and may alert again on items delivered before.", soft_wrap=True)
+    else:
+        out.print(f"{escape(str(cfg.state_path))} has no recorded delivery history; nothing to reset.", soft_wrap=True)
 
 
 @app.command()
@@ -367,3 +332,5 @@ def demo(directory: Path = typer.Option(Path("earful-demo"), "--dir", help="Wher
 
     raise typer.Exit(run_demo(directory, out))
 
+
+from . import cmd_check, cmd_cron, history_commands  # noqa: E402,F401  these register their commands on `app`

@@ -11,10 +11,11 @@ config one error per run is an admin who stops using the tool.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass, field
 from datetime import date, timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -22,14 +23,17 @@ from earful import alerts, connectors
 from earful.connectors.base import ConnectorOptions
 from earful.rules.models import RulePack
 from earful.core import Names, parse_duration
+from earful.core.durations import Duration
 
 if TYPE_CHECKING:
     from .business_hours import BusinessHours
 
 from .digest import DigestConfig
+from .placeholders import placeholder_problems
 from .digest import config_problems as digest_problems
 from .spikes import SpikeConfig
-from .yamlfile import ConfigError, Problem, YamlDocument, display_name, environment, expand_env, load_yaml
+from .yamlfile import (ConfigError, Problem, YamlDocument, display_name, environment, expand_env, load_yaml,
+                       warn_if_exposed)
 
 DEFAULT_SCHEDULE = "*/15 * * * *"
 
@@ -66,6 +70,8 @@ class Settings(BaseModel):
     health: "Health" = Field(default_factory=lambda: Health())
     digests: dict[str, DigestConfig] = Field(default_factory=dict)
     spikes: SpikeConfig | None = None
+    run_budget: Duration = Field(default=timedelta(minutes=10), gt=timedelta(0),
+                                 description="Start no further monitor once a run has taken this long (see runner.py).")
 
 
 class Defaults(BaseModel):
@@ -207,8 +213,9 @@ def _validate(model: type[BaseModel], data: Any, doc: YamlDocument, prefix: tupl
         return None
 
 
-def load_config(path: str | Path) -> Config:
-    """Parse and validate cron.yaml and every rule pack it uses.
+def load_config(path: str | Path, rule_files: Mapping[str, Path] | None = None) -> Config:
+    """Parse and validate cron.yaml and every rule pack it uses (pack NAME from `rule_files[NAME]` when given:
+    `earful backtest --rules FILE` tries an edited pack on the deployment exactly as it would run).
 
     Raises ConfigError with every problem found. Writes nothing.
     """
@@ -223,14 +230,17 @@ def load_config(path: str | Path) -> Config:
     problems: list[Problem] = []
     env_file = str(doc.data.get("env_file", ".env")) if isinstance(doc.data.get("env_file", ".env"), str) else ".env"
     env = environment(base, env_file)
+    warn_if_exposed(base / env_file)
     data, env_names = expand_env(doc, env, problems)
+    unset = list(problems)  # each leaves "" in its value: say so once, not again as an invalid value
+    problems.extend(placeholder_problems(doc, env, base / env_file, os.environ))
     settings = _validate(Settings, data, doc, (), problems)
     if settings is None:
         raise ConfigError(problems)
 
     tz = _timezone(settings.timezone, doc, problems)
     destinations = _destinations(settings, doc, problems)
-    packs, pack_files, pack_docs = _packs(settings, base, doc, problems)
+    packs, pack_files, pack_docs = _packs(settings, base, doc, problems, rule_files or {})
     monitors = _monitors(settings, doc, problems, destinations, packs)
     _check_defaults(settings, doc, problems, destinations)
     for loc, message in digest_problems(settings.digests, destinations):
@@ -245,7 +255,7 @@ def load_config(path: str | Path) -> Config:
     matcher = _compile_rules(packs, pack_docs, problems)
 
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(_once_per_unset_variable(problems, unset))
     state_path = Path(settings.state)
     if not state_path.is_absolute():
         state_path = base / state_path
@@ -263,6 +273,13 @@ def load_config(path: str | Path) -> Config:
         env_names=frozenset(env_names),
         files=(config_path, *pack_files.values()),
     )
+
+
+def _once_per_unset_variable(problems: list[Problem], unset: list[Problem]) -> list[Problem]:
+    """Drop what a validator said about a value left empty by an unset `${VAR}` (e.g. "the Slack token is
+    empty"): the unset variable is the problem, reported on that line already."""
+    lines = {(p.file, p.line) for p in unset}
+    return [p for p in problems if p in unset or (p.file, p.line) not in lines]
 
 
 def _timezone(name: str, doc: YamlDocument, problems: list[Problem]) -> tzinfo:
@@ -289,7 +306,7 @@ def _destinations(settings: Settings, doc: YamlDocument, problems: list[Problem]
             problems.append(doc.problem(loc, f"destination '{name}' needs a 'type' ({', '.join(sorted(kinds))})"))
             continue
         if kind not in kinds:
-            problems.append(doc.problem(loc + ("type",), f"unknown destination type '{kind}' (known: {', '.join(sorted(kinds))})"))
+            problems.append(doc.problem(loc + ("type",), f"unknown destination type '{kind}'{did_you_mean(kind, kinds)}"))
             continue
         try:
             cls = alerts.load(kind)
@@ -302,7 +319,7 @@ def _destinations(settings: Settings, doc: YamlDocument, problems: list[Problem]
     return found
 
 
-def _packs(settings: Settings, base: Path, doc: YamlDocument, problems: list[Problem]):
+def _packs(settings: Settings, base: Path, doc: YamlDocument, problems: list[Problem], rule_files: Mapping[str, Path]):
     """Load every rule pack any monitor names (each file once)."""
     rules_dir = base / settings.rules_dir
     packs: dict[str, RulePack] = {}
@@ -318,14 +335,15 @@ def _packs(settings: Settings, base: Path, doc: YamlDocument, problems: list[Pro
         for index, pack_name in enumerate(names):
             if not isinstance(pack_name, str) or pack_name in packs or pack_name in docs:
                 continue
-            path = rules_dir / f"{pack_name}.yaml"
+            path = rule_files.get(pack_name) or rules_dir / f"{pack_name}.yaml"
             if not path.is_file():
                 alt = rules_dir / f"{pack_name}.yml"
                 path = alt if alt.is_file() else path
             if not path.is_file():
                 rel = display_name(path)
                 where = ("monitors", monitor_name, "rules", index) if isinstance(raw.get("rules"), list) else ("monitors", monitor_name, "rules")
-                problems.append(doc.problem(where, f"rule pack '{pack_name}' not found (expected {rel})"))
+                problems.append(doc.problem(where, f"rule pack '{pack_name}' not found (expected {rel})"
+                                                   f"{did_you_mean(pack_name, _pack_names(rules_dir), label='packs there')}"))
                 continue
             try:
                 pack_doc = load_yaml(path, display_name(path))
@@ -344,6 +362,23 @@ def _packs(settings: Settings, base: Path, doc: YamlDocument, problems: list[Pro
             files[pack_name] = path
             _check_duplicate_ids(pack, pack_doc, problems)
     return packs, files, docs
+
+
+def _pack_names(rules_dir: Path) -> list[str]:
+    """The rule packs on disk (rules/NAME.yaml or .yml)."""
+    try:
+        return sorted({p.stem for p in rules_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()})
+    except OSError:
+        return []
+
+
+def did_you_mean(name: str, choices: Iterable[str], label: str = "known") -> str:
+    """' (did you mean 'x'?)' for a near miss, else ' (LABEL: the choices)'."""
+    choices = sorted(choices)
+    close = difflib.get_close_matches(name, choices, n=1)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    return f" ({label}: {', '.join(choices)})" if choices else ""
 
 
 def _check_duplicate_ids(pack: RulePack, doc: YamlDocument, problems: list[Problem]) -> None:
@@ -373,7 +408,7 @@ def _monitors(settings: Settings, doc: YamlDocument, problems: list[Problem],
             problems.append(doc.problem(loc, f"monitor '{name}' needs a 'connector' ({', '.join(sorted(kinds))})"))
             continue
         if kind not in kinds:
-            problems.append(doc.problem(loc + ("connector",), f"unknown connector '{kind}' (known: {', '.join(sorted(kinds))})"))
+            problems.append(doc.problem(loc + ("connector",), f"unknown connector '{kind}'{did_you_mean(kind, kinds)}"))
             continue
         try:
             cls = connectors.load(kind)
@@ -404,9 +439,7 @@ def _monitors(settings: Settings, doc: YamlDocument, problems: list[Problem],
 
 
 def _unknown_destination(dest: str, settings: Settings) -> str:
-    defined = sorted(settings.destinations)
-    close = difflib.get_close_matches(dest, defined, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else f" (defined: {', '.join(defined) or 'none'})"
+    hint = did_you_mean(dest, settings.destinations, label="defined") or " (defined: none)"
     return f"destination '{dest}' is not defined under 'destinations:'{hint}"
 
 

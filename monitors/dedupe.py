@@ -35,28 +35,40 @@ _URL_IN_TEXT = re.compile(r"https?://\S+")
 
 
 def canonical_url(url: str) -> str:
-    """A comparable form of `url`; empty string for empty or non-http input."""
+    """A comparable form of `url`; empty string for empty input, `url` itself
+    (not canonicalised) when it is not http(s) or does not parse (a bad port
+    or IPv6 literal must not fail the batch it came in)."""
     url = (url or "").strip()
-    if not url:
-        return ""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return url
-    host = parts.hostname.lower()
-    path = parts.path or "/"
+    while url:
+        try:
+            parts = urlsplit(url)
+            host, port = (parts.hostname or "").lower(), parts.port
+        except ValueError:
+            return url
+        if parts.scheme not in ("http", "https") or not host:
+            return url
+        inner = _unwrapped_amp(host, parts.path or "/")
+        if inner is None:
+            return _canonical(host, port, parts.path or "/", parts.query)
+        url = "https://" + inner
+    return ""
+
+
+def _unwrapped_amp(host: str, path: str) -> str | None:
+    """The page an AMP cache URL serves ("example.com/a"), or None when `host` is no AMP cache."""
     # Google's AMP cache: https://www.google.com/amp/s/example.com/a -> example.com/a
     if host in ("www.google.com", "google.com") and path.startswith("/amp/"):
         inner = path[len("/amp/"):]
-        inner = inner[2:] if inner.startswith("s/") else inner
-        return canonical_url("https://" + inner)
+        return inner[2:] if inner.startswith("s/") else inner
     if host.endswith(".cdn.ampproject.org"):
         rest = path.lstrip("/")
         for prefix in ("c/s/", "v/s/", "c/", "v/"):
             if rest.startswith(prefix):
-                return canonical_url("https://" + rest[len(prefix):])
+                return rest[len(prefix):]
+    return None
+
+
+def _canonical(host: str, port: int | None, path: str, query_string: str) -> str:
     changed = True
     while changed:
         changed = False
@@ -68,12 +80,12 @@ def canonical_url(url: str) -> str:
     path = re.sub(r"\.amp(\.html?)?$", r"\1", path)
     path = re.sub(r"/{2,}", "/", path).rstrip("/") or "/"
     query = [
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        (k, v) for k, v in parse_qsl(query_string, keep_blank_values=True)
         if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(TRACKING_PREFIXES)
     ]
     query.sort()
-    port = f":{parts.port}" if parts.port and parts.port not in (80, 443) else ""
-    return urlunsplit(("https", host + port, path, urlencode(query), ""))
+    netloc = f"{host}:{port}" if port and port not in (80, 443) else host
+    return urlunsplit(("https", netloc, path, urlencode(query), ""))
 
 
 _ASCII = bytes(range(128))

@@ -26,6 +26,8 @@ from earful.sandbox.server import DemoSource
 from earful.sandbox.slack import SlackServer
 from earful.sandbox.zendesk import demo_helpdesk
 
+from .store.files import write_private
+
 DEMO_TOKEN = "xoxb-earful-demo-token"
 SLACK_CHANNEL = "C0DEMO0SUPP"
 # One line per sample source: a fake module exposing `demo_source(now) -> DemoSource`.
@@ -178,7 +180,8 @@ def _show_queries(out: Console, config: Any) -> None:
             table.add_column(column)
         for query in queries:
             if query.status == "answered":
-                state = f"[green]answered[/green] by {escape(query.answered_by or 'the brand')}"
+                state = (f"[green]answered[/green] by {escape(query.answered_by)}" if query.answered_by
+                         else "[green]answered[/green] (the page does not say by whom)")
             elif query.deadline <= query.seen_at:
                 state = "[red]SLA breached[/red] before earful found it (said so in the alert)"
             elif query.deadline <= now:
@@ -203,7 +206,7 @@ def _write_env(directory: Path, env: dict[str, str]) -> None:
     """The demo's fake credentials beside its cron.yaml, so `earful status/report -c DIR/cron.yaml` work on it."""
     lines = ["# Fake credentials of the demo's local servers (written by `earful demo`)."]
     lines += [f"{name}={value}" for name, value in sorted(env.items())]
-    (directory / ".env").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_private(directory / ".env", "\n".join(lines) + "\n")
 
 
 def _show_tickets(out: Console, helpdesk: Any) -> None:

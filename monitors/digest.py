@@ -11,7 +11,13 @@ What is counted, and why:
 
 * volume = items first seen in the period (`items.first_seen_at`), by
   source and by label, against the period before; the brand's own posts
-  are not mentions and are left out;
+  are not mentions and are left out. Found, not posted: an item found
+  late is still counted once, in the digest of the period that found it;
+* the chart = mentions per calendar day in the configured timezone by
+  the day they were posted (found, where the source gives no time), so a
+  first run's backlog spreads over the days it was written instead of
+  piling onto the day earful found it; the same days of the period before
+  are drawn beside them, once earful was watching then;
 * reviews = items of kind `review`, per review site, with their average
   rating (reviews without a rating count, but do not move the average);
 * top items = clusters with activity in the period, ranked by the number of
@@ -36,11 +42,10 @@ out once: a re-run of the same period finds its rows and sends nothing.
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -264,8 +269,8 @@ class Digest:
     total: Change
     by_source: tuple[Change, ...]
     by_label: tuple[Change, ...]
-    days: tuple[datetime, ...]  # local start of each charted day (a week, or the period if longer)
-    daily: dict[str, tuple[int, ...]]  # source -> mentions per charted day
+    days: tuple[datetime, ...]  # local midnight starting each charted calendar day (a week, or the period if longer)
+    daily: dict[str, tuple[int, ...]]  # source -> mentions posted on each charted day
     reviews: tuple[ReviewSite, ...]
     top_items: tuple[TopItem, ...]
     sla: tuple["ChannelKpis", ...]
@@ -277,6 +282,11 @@ class Digest:
     held: tuple[HeldItem, ...]
     held_total: int
     spikes: tuple[SpikeNote, ...] = ()
+    previous_daily: tuple[int, ...] | None = None  # mentions posted on each day of the period before; None: not watched
+    posted_earlier: int = 0  # found in the period, posted before the first charted day (a first run's backlog)
+    compared: bool = True  # earful found items before this period, so "vs the previous week" means something
+    brand: str = ""  # the brand name(s) of the rule packs behind the covered monitors
+    schedule: str | None = None  # the cron schedule it was sent on; None: run by hand
 
     @property
     def quiet(self) -> bool:
@@ -320,6 +330,41 @@ def period_bounds(end: datetime, period: str, tz: tzinfo) -> tuple[datetime, dat
     return _wall_shift(start, tz, -days), start, end.astimezone(timezone.utc)
 
 
+def calendar_days(start: datetime, end: datetime, tz: tzinfo) -> tuple[datetime, ...]:
+    """Local midnights starting each calendar day in `tz` that [start, end) touches.
+
+    Bars are days people know by name, never rolling 24-hour windows named
+    after their start: a week ending Monday 09:00 charts Monday to Monday,
+    the last bar holding what was posted up to 09:00.
+    """
+    first, last = start.astimezone(tz).date(), (end - timedelta(microseconds=1)).astimezone(tz).date()
+    return tuple(datetime.combine(first + timedelta(days=i), time(0), tzinfo=tz) for i in range((last - first).days + 1))
+
+
+def posted_per_day(rows: Sequence[Mapping[str, Any]], first: date, count: int, tz: tzinfo) -> dict[str, tuple[int, ...]]:
+    """source -> how many `rows` were posted on each of the `count` local calendar days from `first`.
+
+    The local date decides (a post at 23:30 UTC is the next day in Berlin),
+    so a day of 23 or 25 hours at a DST change is still one bar; rows
+    posted outside those days are left out.
+    """
+    series: dict[str, list[int]] = {}
+    for row in rows:
+        index = (parse_time(row["posted_at"]).astimezone(tz).date() - first).days
+        if 0 <= index < count:
+            series.setdefault(row["source"], [0] * count)[index] += 1
+    return {source: tuple(values) for source, values in sorted(series.items())}
+
+
+def brand_name(config: "Config", filters: DigestFilters) -> str:
+    """The brand the digest is about: the `brand: name` of the rule packs behind the monitors it covers."""
+    names: dict[str, None] = {}
+    for monitor_name, monitor in config.monitors.items():
+        if not filters.monitors or monitor_name in filters.monitors:
+            names.update((pack.brand.name, None) for pack in config.monitor_packs(monitor) if pack.brand)
+    return " & ".join(names)
+
+
 def slot(digest: DigestConfig, now: datetime, tz: tzinfo) -> datetime:
     """The latest time at or before `now` the digest's schedule fired: the end of its period."""
     from .schedule import last_fire
@@ -337,27 +382,28 @@ def _changes(current: Mapping[str, int], previous: Mapping[str, int]) -> tuple[C
 
 
 def build(config: "Config", store: Store, period_end: datetime, period: str, filters: DigestFilters | None = None, *,
-          name: str = "digest", top: int = 10) -> Digest:
-    """Count everything the digest for the period ending at `period_end` shows. Reads only."""
+          name: str = "digest", top: int = 10, schedule: str | None = None) -> Digest:
+    """Count everything the digest for the period ending at `period_end` shows. Reads only.
+
+    `schedule` is the cron schedule the digest is sent on (None: run by hand); the footer says which.
+    """
     filters = filters or DigestFilters()
     tz = config.timezone
     prev_start, start, end = period_bounds(period_end, period, tz)
-    chart_days = max(PERIOD_DAYS[period], CHART_DAYS)
-    since = min(prev_start, _wall_shift(end, tz, -chart_days))
-    rows = store.digest_items(since, end, filters)
+    rows = store.digest_items(prev_start, end, filters)
     current = [r for r in rows if r["first_seen_at"] >= iso(start)]
-    previous = [r for r in rows if iso(prev_start) <= r["first_seen_at"] < iso(start)]
+    previous = [r for r in rows if r["first_seen_at"] < iso(start)]
     verdicts = _verdicts(store, prev_start, end, filters)
     labels = {key: v[1] for key, v in verdicts.items()}
-    days = tuple(_wall_shift(end, tz, -chart_days + i) for i in range(chart_days))
+    first_found = store.digest_first_found(filters)
+    compared = first_found is not None and first_found < start
     return Digest(
         name=name, period=period, start=start, end=end, tz=tz, filters=filters,
         total=Change("mentions", len(current), len(previous)),
         by_source=_changes(_count(r["source"] for r in current), _count(r["source"] for r in previous)),
         by_label=_changes(_count(l for r in current for l in labels.get(r["key"], ())),
                           _count(l for r in previous for l in labels.get(r["key"], ()))),
-        days=tuple(d.astimezone(tz) for d in days),
-        daily=_daily([r for r in rows if r["first_seen_at"] >= iso(days[0])], days),
+        **_chart(store, current, end, period, tz, filters, compared),
         reviews=_reviews(current, previous),
         top_items=_top_items(store, current, verdicts, start, end, filters, top),
         sla=_sla(config, store, start, end, filters),
@@ -365,6 +411,7 @@ def build(config: "Config", store: Store, period_end: datetime, period: str, fil
         **_channels(config, store, start, end, filters),
         **_held(store, start, end, filters),
         spikes=_spikes(store, start, end, filters),
+        compared=compared, brand=brand_name(config, filters), schedule=schedule,
     )
 
 
@@ -393,14 +440,23 @@ def _worst(severities) -> str | None:
     return max(severities, key=lambda s: SEVERITY_ORDER.get(s, 1), default=None)
 
 
-def _daily(rows: list[dict[str, Any]], days: tuple[datetime, ...]) -> dict[str, tuple[int, ...]]:
-    """Mentions per source per local day (buckets start at `days`; the last runs to the period end)."""
-    stamps = [iso(d) for d in days]
-    series: dict[str, list[int]] = {}
-    for row in rows:
-        index = bisect.bisect_right(stamps, row["first_seen_at"]) - 1
-        series.setdefault(row["source"], [0] * len(days))[max(index, 0)] += 1
-    return {source: tuple(values) for source, values in sorted(series.items())}
+def _chart(store: Store, current: list[dict[str, Any]], end: datetime, period: str, tz: tzinfo, filters: DigestFilters,
+           compared: bool) -> dict[str, Any]:
+    """The chart's numbers: mentions posted per calendar day (known by `end`), the same days of the
+    period before (up to the same time of day) when earful was watching then, and how many found in
+    the period were posted before its first day."""
+    count = max(PERIOD_DAYS[period], CHART_DAYS)
+    days = calendar_days(_wall_shift(end, tz, -count), end, tz)
+    before_start, before_end = _wall_shift(days[0], tz, -count), iso(_wall_shift(end, tz, -count))
+    rows = store.digest_posted(before_start, end, end, filters)
+    previous = None
+    if compared:
+        per_source = posted_per_day([r for r in rows if r["posted_at"] < before_end],
+                                    before_start.astimezone(tz).date(), len(days), tz).values()
+        previous = tuple(sum(day) for day in zip(*per_source)) if per_source else (0,) * len(days)
+    first = iso(days[0])
+    return {"days": days, "daily": posted_per_day(rows, days[0].date(), len(days), tz), "previous_daily": previous,
+            "posted_earlier": sum(r["posted_at"] < first for r in current)}
 
 
 def _reviews(current: list[dict[str, Any]], previous: list[dict[str, Any]]) -> tuple[ReviewSite, ...]:
@@ -626,8 +682,10 @@ def render_chart(digest: Digest) -> tuple[bytes | None, str | None]:
 
     from . import digest_render
 
+    chart = digest_render.chart_data(digest)
     try:
-        return daily_volume_png(*digest_render.chart_data(digest)), None
+        return daily_volume_png(chart.days, chart.series, chart.title, previous=chart.previous,
+                                previous_label=chart.previous_label, note=chart.note), None
     except ChartUnavailable as exc:
         log.warning("digest %s: no chart: %s", digest.name, exc)
         return None, str(exc)
@@ -645,8 +703,9 @@ def send(config: "Config", store: Store, digest_config: DigestConfig, now: datet
     from .outbox import deliver_rows
 
     end = period_end or slot(digest_config, now, config.timezone)
+    scheduled = any(d.name == digest_config.name for d in configured(config))
     digest = build(config, store, end, digest_config.period, digest_config.filters, name=digest_config.name,
-                   top=digest_config.top_items)
+                   top=digest_config.top_items, schedule=digest_config.schedule if scheduled else None)
     report = SendReport(digest, None, None)
     if dry_run or any(_spec_type(config, d) != "console" for d in digest_config.destinations):
         report.chart, report.chart_error = render_chart(digest)

@@ -78,6 +78,12 @@ class Part:
     title: str
     lines: tuple[Line, ...]
     more: int = 0  # lines left out of `lines` ("…and N more")
+    more_where: str = ""  # where the reader finds the lines left out ("`earful browse`, saved query …")
+
+
+def more_text(part: Part, hidden: int) -> str:
+    """'…and 19 more: `earful browse`, saved query "unanswered"': a cut list says where the rest is."""
+    return f"…and {hidden} more" + (f": {part.more_where}" if part.more_where else "")
 
 
 # -- wording -----------------------------------------------------------------------
@@ -115,8 +121,14 @@ def period_label(digest: Digest) -> str:
     return f"{_day(start)} {start:%H:%M} – {_day(end)} {end:%H:%M} {end.year}"
 
 
+def kind_name(digest: Digest) -> str:
+    return f"{'Weekly' if digest.period == 'week' else 'Daily'} digest"
+
+
 def headline(digest: Digest) -> str:
-    return f"{'Weekly' if digest.period == 'week' else 'Daily'} digest · {period_label(digest)}"
+    """'Acme · Weekly digest · Mon 16 – Sun 22 Nov 2026': the brand first, so an inbox shows whose it is."""
+    brand = fmt.clean(digest.brand)
+    return f"{brand + ' · ' if brand else ''}{kind_name(digest)} · {period_label(digest)}"
 
 
 def change_label(change: Change) -> str:
@@ -127,12 +139,58 @@ def change_label(change: Change) -> str:
     return f"{change.delta:+d}, {change.pct:+.0f}%"
 
 
+def comparison(change: Change, digest: Digest) -> str:
+    """'+12 (+21%) vs the previous week'; in the first period, that there is nothing to compare with."""
+    word = period_word(digest)
+    if not digest.compared:
+        return f"first {word}: no previous {word} to compare"
+    if change.delta == 0:
+        return f"as many as the previous {word}"
+    if change.previous == 0:
+        return f"{change.delta:+d} vs the previous {word} (none then)"
+    return f"{change.delta:+d} ({change.pct:+.0f}%) vs the previous {word}"
+
+
+def _volume_label(change: Change, digest: Digest) -> str:
+    return f"{change.current} ({change_label(change)})" if digest.compared else str(change.current)
+
+
 def _rating(value: float | None) -> str:
-    return "no rating" if value is None else f"{value:.1f}/5"
+    return f"{value:.1f}/5"
+
+
+def _reviews_note(count: int, average: float | None) -> str:
+    """'3 new, average 3.7/5'; 'none rated' when no review of them gave stars (never 'average no rating')."""
+    return f"{count} new, " + (f"average {_rating(average)}" if average is not None else "none rated")
 
 
 def _duration(seconds: float | None) -> str:
     return "—" if seconds is None else format_duration(timedelta(seconds=round(seconds)))
+
+
+def rough_duration(span: timedelta) -> str:
+    """A span to the precision a reader cares about: minutes within the hour, 5 minutes within the day, hours beyond."""
+    seconds = span.total_seconds()
+    step = 60 if seconds < 3600 else 300 if seconds < 86400 else 3600
+    return format_duration(timedelta(seconds=max(step, round(seconds / step) * step)))
+
+
+def overdue(late: timedelta) -> str:
+    """'overdue by 3h10m'; 'just overdue' under a minute (never 'overdue by 1s')."""
+    return "just overdue" if late < timedelta(minutes=1) else f"overdue by {rough_duration(late)}"
+
+
+def schedule_label(schedule: str) -> str:
+    """'every Monday at 09:00', 'every day at 09:00', or the cron expression as written."""
+    fields = schedule.split()
+    names = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+    if len(fields) == 5 and fields[0].isdigit() and fields[1].isdigit() and fields[2:4] == ["*", "*"]:
+        at = f"{int(fields[1]):02d}:{int(fields[0]):02d}"
+        if fields[4] == "*":
+            return f"every day at {at}"
+        if fields[4].isdigit() and int(fields[4]) < len(names):
+            return f"every {names[int(fields[4])]} at {at}"
+    return f'on schedule "{schedule}"'
 
 
 def _place(source: str, site: str) -> str:
@@ -141,8 +199,12 @@ def _place(source: str, site: str) -> str:
     return f"{name} · {site}" if site and site.lower() != name.lower() else name
 
 
+ITEM_CHARS = 150
+
+
 def _item_title(mention: Mention) -> str:
-    return fmt.clean(mention.title) or fmt.truncate(fmt.clean(mention.text), 140) or mention.key
+    """The item as alerts headline it (`format.subject`): a comment reads as its writer's words."""
+    return fmt.subject(mention, ITEM_CHARS) or mention.key
 
 
 def _n(count: int, word: str, plural: str | None = None) -> str:
@@ -157,9 +219,11 @@ def summary(digest: Digest) -> list[str]:
         before = f" (previous {word}: {digest.total.previous})" if digest.total.previous else ""
         lines.append(f"Quiet {word}: no new mentions{before}.")
     else:
-        lines.append(f"{_n(digest.total.current, 'mention')} ({change_label(digest.total)} vs previous {word}).")
+        lines.append(f"{_n(digest.total.current, 'mention')}, {comparison(digest.total, digest)}.")
     if digest.reviews_total:
-        lines.append(f"{_n(digest.reviews_total, 'new review')}, average {_rating(digest.reviews_average)}.")
+        average = digest.reviews_average
+        lines.append(f"{_n(digest.reviews_total, 'new review')}"
+                     + (f", average {_rating(average)}." if average is not None else ", none with a star rating."))
     if digest.unanswered_total:
         lines.append(f"{_n(digest.unanswered_total, 'question')} still unanswered, "
                      f"{digest.unanswered_breached} past the reply deadline.")
@@ -176,10 +240,15 @@ def summary(digest: Digest) -> list[str]:
     return lines
 
 
+UNNAMED = ("", "digest", "manual")  # the defaults of `build` and of `earful digest`: names that say nothing
+
+
 def footer(digest: Digest) -> str:
+    """'earful · Weekly digest 'marketing', sent every Monday at 09:00 · Mon 16 Nov 09:00 – … (Europe/Berlin)'."""
     start, end = digest.start.astimezone(digest.tz), digest.end.astimezone(digest.tz)
-    name = f" {digest.name}" if digest.name not in ("", "digest") else ""
-    text = (f"earful · digest{name} · {_day(start)} {start:%H:%M} – {_day(end)} {end:%H:%M} {end.year} "
+    name = f" '{fmt.clean(digest.name)}'" if digest.name not in UNNAMED else ""
+    how = f"sent {schedule_label(digest.schedule)}" if digest.schedule else "run by hand"
+    text = (f"earful · {kind_name(digest)}{name}, {how} · {_day(start)} {start:%H:%M} – {_day(end)} {end:%H:%M} {end.year} "
             f"({_tz_name(digest)})")
     if not digest.filters.empty:
         text += f" · only {digest.filters.describe()}"
@@ -189,15 +258,15 @@ def footer(digest: Digest) -> str:
 # -- layout ------------------------------------------------------------------------------
 
 
-def _capped(title: str, lines: list[Line], limit: int, total: int | None = None) -> Part:
+def _capped(title: str, lines: list[Line], limit: int, total: int | None = None, where: str = "") -> Part:
     shown = tuple(lines[:limit])
-    return Part(title, shown, (total if total is not None else len(lines)) - len(shown))
+    return Part(title, shown, (total if total is not None else len(lines)) - len(shown), where)
 
 
-def _volume(title: str, changes: tuple[Change, ...], name) -> Part | None:
+def _volume(title: str, changes: tuple[Change, ...], name, digest: Digest) -> Part | None:
     if not any(c.current or c.previous for c in changes):
         return None
-    lines = [(Span(name(c.name), bold=True), Span(f": {c.current} ({change_label(c)})")) for c in changes]
+    lines = [(Span(name(c.name), bold=True), Span(f": {_volume_label(c, digest)}")) for c in changes]
     return _capped(title, lines, VOLUME_LINES)
 
 
@@ -211,24 +280,33 @@ def _top_line(index: int, item: TopItem) -> Line:
         facts.append(item.severity)
     if item.labels:
         facts.append(", ".join(item.labels))
-    return (Span(f"{index}. "), Span(_item_title(mention), url=mention.url or None, limit=150), Span(" — " + " · ".join(facts)))
+    return (Span(f"{index}. "), Span(_item_title(mention), url=mention.url or None, limit=ITEM_CHARS), Span(" — " + " · ".join(facts)))
+
+
+def _reviews_part(digest: Digest) -> Part:
+    """'G2 · acme-crm: 3 new, average 3.7/5 (previous week: 4.0/5 from 2)' per review site."""
+    word = period_word(digest)
+    lines = []
+    for site in digest.reviews:
+        before = ""
+        if site.previous_count and site.previous_average is not None:
+            before = f" (previous {word}: {_rating(site.previous_average)} from {site.previous_count})"
+        elif site.previous_count:
+            before = f" (previous {word}: {site.previous_count}, none rated)"
+        lines.append((Span(_place(site.source, site.site), bold=True),
+                      Span(f": {_reviews_note(site.count, site.average)}{before}")))
+    return _capped("New reviews", lines, VOLUME_LINES)
 
 
 def layout(digest: Digest) -> list[Part]:
     """Every section of the digest that has something to say, in reading order."""
     word = period_word(digest)
     parts: list[Part | None] = [
-        _volume("Mentions by source", digest.by_source, fmt.source_name),
-        _volume("Mentions by label", digest.by_label, str),
+        _volume("Mentions by source", digest.by_source, fmt.source_name, digest),
+        _volume("Mentions by label", digest.by_label, str, digest),
     ]
     if digest.reviews:
-        lines = []
-        for site in digest.reviews:
-            before = (f" (previous {word}: {_rating(site.previous_average)} from {site.previous_count})"
-                      if site.previous_count else "")
-            lines.append((Span(_place(site.source, site.site), bold=True),
-                          Span(f": {site.count} new, average {_rating(site.average)}{before}")))
-        parts.append(_capped("New reviews", lines, VOLUME_LINES))
+        parts.append(_reviews_part(digest))
     if digest.top_items:
         parts.append(Part("Top items", tuple(_top_line(i, item) for i, item in enumerate(digest.top_items, 1))))
     if digest.sla:
@@ -236,19 +314,20 @@ def layout(digest: Digest) -> list[Part]:
         for k in digest.sla:
             pct = "" if k.within_sla_pct is None else f", {k.within_sla_pct:.0f}% within SLA"
             lines.append((Span(fmt.source_name(k.channel), bold=True),
-                          Span(f": {k.queries} questions, {k.answered} answered{pct}; first response median "
+                          Span(f": {_n(k.queries, 'question')}, {k.answered} answered{pct}; first response median "
                                f"{_duration(k.median_first_response_s)}, p90 {_duration(k.p90_first_response_s)}; "
-                               f"{k.breaches} breaches, {k.still_open} still open"
+                               f"{_n(k.breaches, 'breach', 'breaches')}, {k.still_open} still open"
                                + (f", {k.unknown} on channels that cannot show replies" if k.unknown else ""))))
         parts.append(_capped("Reply SLA", lines, VOLUME_LINES))
     if digest.unanswered_total:
         lines = []
         for query in digest.unanswered:
-            late = (f"overdue by {format_duration(digest.end - query.deadline)} at the end of the {word}"
+            late = (f"{overdue(digest.end - query.deadline)} at the end of the {word}"
                     if query.breached(digest.end) else f"due {_local(query.deadline, digest)}")
-            lines.append((Span(_item_title(query.mention), url=query.mention.url or None, limit=150),
+            lines.append((Span(_item_title(query.mention), url=query.mention.url or None, limit=ITEM_CHARS),
                           Span(f" — {_place(query.mention.source, query.mention.site)} · asked {_local(query.posted_at, digest)} · {late}")))
-        parts.append(_capped(f"Still unanswered ({digest.unanswered_total})", lines, len(lines), digest.unanswered_total))
+        parts.append(_capped(f"Still unanswered ({digest.unanswered_total})", lines, len(lines), digest.unanswered_total,
+                             where="`earful browse` lists them all (saved query “unanswered”)"))
     if digest.channels:
         lines = []
         for channel in digest.channels:
@@ -269,35 +348,70 @@ def layout(digest: Digest) -> list[Part]:
         parts.append(_capped("Channels with problems", lines, VOLUME_LINES))
     if digest.spikes:
         lines = [(Span(f"{s.dimension} {s.value}", bold=True),
-                  Span(f": {s.count} mentions in the hour from {_local(s.hour, digest)} (usually {s.mean:.1f}, alert above {s.threshold:.1f})"))
+                  Span(f": {_n(s.count, 'mention')} in the hour from {_local(s.hour, digest)} (usually {s.mean:.1f}, alert above {s.threshold:.1f})"))
                  for s in digest.spikes]
         parts.append(_capped("Volume spikes", lines, VOLUME_LINES))
     if digest.held_total:
-        lines = [(Span(_item_title(h.mention), url=h.mention.url or None, limit=150),
+        lines = [(Span(_item_title(h.mention), url=h.mention.url or None, limit=ITEM_CHARS),
                   Span(f" — {_place(h.mention.source, h.mention.site)} · held for {', '.join(h.destinations)} at {_local(h.held_at, digest)}"))
                  for h in digest.held]
-        parts.append(_capped(f"Held back by flood control ({digest.held_total})", lines, len(lines), digest.held_total))
+        parts.append(_capped(f"Held back by flood control ({digest.held_total})", lines, len(lines), digest.held_total,
+                             where="`earful browse` lists them all (table outbox, status held)"))
     return [p for p in parts if p is not None]
 
 
 # -- chart -------------------------------------------------------------------------------
 
 
+def _days_label(days: tuple[datetime, ...]) -> str:
+    first, last = days[0], days[-1]
+    if (first.year, first.month) == (last.year, last.month):
+        return f"{first:%a} {first.day} – {_day(last)} {last.year}"
+    if first.year == last.year:
+        return f"{_day(first)} – {_day(last)} {last.year}"
+    return f"{_day(first)} {first.year} – {_day(last)} {last.year}"
+
+
 def chart_title(digest: Digest) -> str:
-    if len(digest.days) == 1 or digest.period == "week":
-        return f"Mentions per day by source · {period_label(digest)}"
-    return f"Mentions per day by source · {len(digest.days)} days to {_day(digest.end.astimezone(digest.tz))}"
+    return f"Mentions per day by source · {_days_label(digest.days)}"
 
 
-def chart_data(digest: Digest) -> tuple[list[str], dict[str, list[int]], str]:
-    """(day labels, display name -> counts, title) for `alerts.chart.daily_volume_png`."""
-    labels = [_day(d) for d in digest.days]
+@dataclass(frozen=True)
+class ChartData:
+    """What `alerts.chart.daily_volume_png` draws: a bar per local calendar day, stacked by source."""
+
+    days: list[str]  # tick labels, 'Mon\n30 Nov'
+    series: dict[str, list[int]]  # display name -> mentions posted per day
+    title: str
+    previous: list[int] | None  # the same days of the period before; None when earful was not watching then
+    previous_label: str
+    note: str
+
+    @property
+    def totals(self) -> list[int]:
+        return [sum(day) for day in zip(*self.series.values())] if self.series else [0] * len(self.days)
+
+
+def chart_data(digest: Digest) -> ChartData:
+    """The digest's chart, worded: bars by posted day in the configured timezone, the period before as a mark."""
     series: dict[str, list[int]] = {}
     for source, counts in digest.daily.items():
         name = fmt.source_name(source)
         merged = series.setdefault(name, [0] * len(counts))
         series[name] = [a + b for a, b in zip(merged, counts)]
-    return labels, series, chart_title(digest)
+    note = f"Days in {_tz_name(digest)}, by the day each mention was posted (found, where the source gives no time)."
+    if digest.posted_earlier:
+        note += (f" {_n(digest.posted_earlier, 'mention')} found this {period_word(digest)} "
+                 f"{'was' if digest.posted_earlier == 1 else 'were'} posted before {_day(digest.days[0])}.")
+    if digest.previous_daily is None:
+        note += " No previous week to compare: earful was not watching yet."
+    labels = [f"{d:%a}\n{d.day} {d:%b}" for d in digest.days]
+    end = digest.end.astimezone(digest.tz)
+    if end.time() != time(0):
+        labels[-1] += f"\nto {end:%H:%M}"  # the day the period ends in: only what was posted so far
+    return ChartData(labels, series, chart_title(digest),
+                     list(digest.previous_daily) if digest.previous_daily is not None else None,
+                     "same day, previous week", note)
 
 
 def chart_filename(digest: Digest) -> str:
@@ -306,10 +420,11 @@ def chart_filename(digest: Digest) -> str:
 
 
 def chart_alt(digest: Digest) -> str:
-    _, series, title = chart_data(digest)
-    totals = sorted(((sum(v), k) for k, v in series.items()), reverse=True)
+    chart = chart_data(digest)
+    totals = sorted(((sum(v), k) for k, v in chart.series.items()), reverse=True)
     described = ", ".join(f"{name} {total}" for total, name in totals[:8]) or "no mentions"
-    return fmt.truncate(f"Stacked bar chart, {title}: {described}", 1000)
+    per_day = ", ".join(f"{label.replace(chr(10), ' ')}: {total}" for label, total in zip(chart.days, chart.totals))
+    return fmt.truncate(f"Stacked bar chart, {chart.title}: {described}. Per day: {per_day}", 1000)
 
 
 # -- Slack ---------------------------------------------------------------------------------
@@ -354,7 +469,7 @@ def _slack_sections(part: Part, room: int) -> list["Block"]:
         shown += 1
     hidden = part.more + len(lines) - shown
     if hidden:
-        chunks[-1].append(f"…and {hidden} more")
+        chunks[-1].append(escape(more_text(part, hidden)))
     return [_md_section("\n".join(chunk)) for chunk in chunks]
 
 
@@ -400,9 +515,10 @@ def slack_metadata(digest: Digest, key: str) -> dict[str, Any]:
 
 
 def subject(digest: Digest) -> str:
+    """'Acme · Weekly digest · Mon 16 – Sun 22 Nov 2026: 30 mentions, +7 (+30%) vs the previous week'."""
     if digest.quiet:
         return f"{headline(digest)}: quiet {period_word(digest)}"
-    return f"{headline(digest)}: {_n(digest.total.current, 'mention')} ({change_label(digest.total)})"
+    return f"{headline(digest)}: {_n(digest.total.current, 'mention')}, {comparison(digest.total, digest)}"
 
 
 def _http(url: str | None) -> str | None:
@@ -437,7 +553,7 @@ def html(digest: Digest, chart_cid: str | None = None) -> str:
     for part in layout(digest):
         items = "".join(f'<li style="margin:0 0 4px">{_html_line(line)}</li>' for line in part.lines)
         if part.more:
-            items += f'<li style="margin:0 0 4px;color:#666">…and {part.more} more</li>'
+            items += f'<li style="margin:0 0 4px;color:#666">{esc(more_text(part, part.more))}</li>'
         body.append(f'<h2 style="font-size:16px;margin:20px 0 6px">{esc(part.title)}</h2>'
                     f'<ul style="margin:0;padding-left:20px;line-height:1.45">{items}</ul>')
     body.append(f'<p style="margin-top:24px;color:#666;font-size:12px">{esc(footer(digest))}</p>')
@@ -469,7 +585,7 @@ def text(digest: Digest, *, chart: bool = False) -> str:
         lines += ["", part.title, "-" * len(part.title)]
         lines += [f"  - {_text_line(line)}" for line in part.lines]
         if part.more:
-            lines.append(f"  …and {part.more} more")
+            lines.append(f"  {more_text(part, part.more)}")
     lines += ["", "-- ", footer(digest)]
     return "\n".join(lines) + "\n"
 
@@ -488,7 +604,7 @@ def console_content(digest: Digest) -> dict[str, Any]:
                 lead, core, trail = _plain(span)
                 spans.append({"lead": lead, "text": core, "trail": trail, "url": _http(span.url), "bold": span.bold})
             lines.append(spans)
-        parts.append({"title": part.title, "lines": lines, "more": part.more})
+        parts.append({"title": part.title, "lines": lines, "more": part.more, "more_text": more_text(part, part.more)})
     return {"form": "console", "headline": headline(digest), "summary": summary(digest), "parts": parts,
             "footer": footer(digest), "alarm": bool(digest.channels)}
 

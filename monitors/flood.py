@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 
+from earful.alerts import format as fmt
 from earful.core import Mention
 from earful.core import SEVERITY_ORDER, Match
 
@@ -74,7 +75,7 @@ def _summary(store: Store, destination: str, rows: list[OutboxRow], now: datetim
     lines.append("By rule: " + ", ".join(f"{r} {n}" for r, n in rules.most_common(10)))
     lines.append("Top items:")
     for _, _, mention in top[:TOP_ITEMS]:
-        lines.append(f"- [{mention.source}] {(mention.title or mention.text)[:120]} {mention.url}")
+        lines.append(f"- [{mention.source}] {fmt.subject(mention, 120)} {mention.url}")
     lines.append("Nothing is lost: every item is in state.db (see `earful status`) and in the next digest.")
     stamp = now.strftime("%Y%m%dT%H%M%S")
     mention = Mention(source="earful", external_id=f"flood:{destination}:{stamp}", kind="message", author="earful",

@@ -10,7 +10,11 @@ variables it referenced) and the next moment anything can be due (a monitor's
 next cron slot, an outbox retry, a reply re-check, an SLA deadline). A tick
 whose fingerprint still matches and whose clock is before that moment exits
 after reading that file, using only the standard library and without
-touching state.db. Anything unexpected falls through to the full run.
+touching state.db (beyond a stat: an emptied one falls through to the full
+run, which refuses it). Anything unexpected falls through to the full run.
+The file is private (0600); when it cannot be written (disk full) the old
+one is removed, so no tick trusts a stale "nothing due", and the run fails
+with one line (StateError).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ def guess_state_path(config_path: Path) -> Path | None:
     """The state file named in cron.yaml, read with a regex (no YAML parser)."""
     try:
         text = config_path.read_text(encoding="utf-8")
-    except OSError:
+    except (OSError, UnicodeDecodeError):  # the full run reports what is wrong with it
         return None
     found = _STATE_LINE.findall(text)
     if len(found) > 1:
@@ -67,6 +71,8 @@ def nothing_due(config_path: Path, now: float | None = None) -> bool:
     if state is None:
         return False
     try:
+        if os.stat(state).st_size == 0:
+            return False
         cached = json.loads(cache_path(state).read_text(encoding="utf-8"))
         if cached["config_path"] != str(config_path.resolve()) or cached["next_wake"] is None:
             return False
@@ -85,6 +91,15 @@ def remember(config: "Config", wake: "datetime | None") -> None:
     data = {"config_path": str(config.path.resolve()), "fingerprint": fingerprint(files, env_names),
             "next_wake": wake.timestamp() if wake else None, "files": files, "env_names": env_names}
     target = cache_path(config.state_path)
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(temporary, target)
+    from .store import StateError
+    from .store.files import write_private
+
+    try:
+        write_private(target, json.dumps(data))
+    except OSError as exc:
+        try:
+            target.unlink()
+        except OSError:
+            pass
+        raise StateError(f"{target}: cannot write ({exc.strerror or exc}); free some space or make the directory "
+                         "writable: nothing delivered or pending is lost, the next run continues") from None

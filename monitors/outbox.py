@@ -12,6 +12,11 @@ message metadata) before sending again. A destination that fails backs off
 (its own Retry-After, else exponential) and the loop moves on to the next
 destination, so one broken Slack token never holds up the ticket system.
 
+Rows go out most severe first (then oldest first: the store orders them),
+and a destination that works again gets its whole backlog at once: as soon
+as one of its rows is delivered, its backed-off rows join this run's queue
+in that order instead of waiting out their back-off.
+
 Every kind of row takes this path: alerts, escalations, health, spike and
 flood-summary notices, and digests (rendered when queued, see
 `digest.send`). A row whose payload names another row `after` waits until
@@ -21,9 +26,10 @@ that one is delivered (a digest's chart follows its summary).
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone, tzinfo
+from functools import partial
 from typing import Callable
 
 from earful import alerts
@@ -54,7 +60,7 @@ class DeliveryReport:
         return sum(self.delivered.values())
 
 
-def build_alert(store: Store, row: OutboxRow) -> Alert:
+def build_alert(store: Store, row: OutboxRow, zone: tzinfo = timezone.utc) -> Alert:
     """Rebuild the alert from state.db, so it lists every mention clustered so far.
 
     Notices (health, flood-control summaries, spikes) carry their own
@@ -84,6 +90,7 @@ def build_alert(store: Store, row: OutboxRow) -> Alert:
         note=payload.get("note") if row.kind != "alert" else alert_note(store, row.cluster),
         thread=store.delivered_remote_id(thread_key) if thread_key else None,
         extra=dict(payload.get("content") or {}),
+        timezone=zone,
     )
 
 
@@ -119,15 +126,19 @@ class DestinationPool:
 
 
 def deliver(config: Config, store: Store, pool: DestinationPool, clock: Callable[[], datetime]) -> DeliveryReport:
-    """Send every due outbox row of every configured destination."""
-    report = deliver_rows(config, store, pool, store.due_outbox(clock(), destinations=config.destinations), clock)
+    """Send every due outbox row of every configured destination (and the backlog of one that works again)."""
+    report = deliver_rows(config, store, pool, store.due_outbox(clock(), destinations=config.destinations), clock,
+                          retry_backlog=True)
     report.pending = store.pending_count()
     return report
 
 
 def deliver_rows(config: Config, store: Store, pool: DestinationPool, rows: list[OutboxRow],
-                 clock: Callable[[], datetime]) -> DeliveryReport:
-    """Send `rows` (due rows, oldest first), destination by destination, under flood control."""
+                 clock: Callable[[], datetime], *, retry_backlog: bool = False) -> DeliveryReport:
+    """Send `rows` (due rows, most severe first), destination by destination, under flood control.
+
+    With `retry_backlog`, a destination's first delivery makes its backed-off rows due now (see the module doc).
+    """
     report = DeliveryReport()
     rows_by_destination: dict[str, list[OutboxRow]] = defaultdict(list)
     for row in rows:
@@ -144,8 +155,20 @@ def deliver_rows(config: Config, store: Store, pool: DestinationPool, rows: list
             report.permanent.add(name)
             continue
         rows = flood.hold_excess(store, name, destination.options, rows, clock())
-        _deliver_rows(store, destination, rows, report, cap, clock)
+        backlog = partial(_backlog, store, destination, clock=clock) if retry_backlog else None
+        _deliver_rows(store, destination, rows, report, cap, clock, backlog, config.timezone)
     return report
+
+
+def _backlog(store: Store, destination: Destination, tried: set[int],
+             clock: Callable[[], datetime]) -> list[OutboxRow] | None:
+    """Every row still undelivered to `destination` and not tried in this run, most severe first, under flood
+    control; None when none of them is backed off (the due queue already holds them all)."""
+    now = clock()
+    rows = [row for row in store.undelivered_outbox(destination.name) if row.id not in tried]
+    if not any(row.next_attempt_at is not None and row.next_attempt_at > now for row in rows):
+        return None
+    return flood.hold_excess(store, destination.name, destination.options, rows, now)
 
 
 def _waits(store: Store, row: OutboxRow) -> bool:
@@ -155,12 +178,18 @@ def _waits(store: Store, row: OutboxRow) -> bool:
 
 
 def _deliver_rows(store: Store, destination: Destination, rows: list[OutboxRow], report: DeliveryReport,
-                  cap: timedelta, clock) -> None:
+                  cap: timedelta, clock, backlog: Callable[[set[int]], list[OutboxRow] | None] | None = None,
+                  zone: tzinfo = timezone.utc) -> None:
+    """Send `rows` in order until the destination fails; after its first success, `backlog(tried row ids)`
+    may replace what is left of the queue (once)."""
     name = destination.name
-    for row in rows:
+    queue, tried = deque(rows), set()
+    while queue:
+        row = queue.popleft()
+        tried.add(row.id)
         if _waits(store, row):
             continue
-        alert = build_alert(store, row)
+        alert = build_alert(store, row, zone)
         if row.status == "sending":
             since = (row.last_attempt_at or row.created_at) - IN_DOUBT_MARGIN
             try:
@@ -172,6 +201,7 @@ def _deliver_rows(store: Store, destination: Destination, rows: list[OutboxRow],
             if found:
                 store.mark_delivered(row.id, found, clock())
                 report.reconciled[name] += 1
+                queue, backlog = _with_backlog(queue, backlog, tried)
                 continue
         store.mark_sending(row.id, clock())
         try:
@@ -186,6 +216,16 @@ def _deliver_rows(store: Store, destination: Destination, rows: list[OutboxRow],
         faults.point("during_delivery")
         store.mark_delivered(row.id, remote_id, clock())
         report.delivered[name] += 1
+        queue, backlog = _with_backlog(queue, backlog, tried)
+
+
+def _with_backlog(queue: deque[OutboxRow], backlog: Callable[[set[int]], list[OutboxRow] | None] | None,
+                  tried: set[int]) -> tuple[deque[OutboxRow], None]:
+    """The queue after a success: the destination's whole backlog when it has backed-off rows; `backlog` is spent."""
+    if backlog is None:
+        return queue, None
+    rows = backlog(tried)
+    return (queue if rows is None else deque(rows)), None
 
 
 def _failed(store: Store, row: OutboxRow, exc: DeliveryError, report: DeliveryReport, name: str,

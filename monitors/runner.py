@@ -4,13 +4,27 @@ Each monitor runs in isolation: whatever one connector raises is recorded
 as that monitor's failure (with a message naming monitor and source) and
 the loop goes on. The only commit point of a monitor is `Store.ingest`,
 which writes its mentions, matches, outbox rows and new cursor together.
+
+A run has a budget (`run_budget`, default 10m), checked between monitors:
+once a run has taken that long, the monitors it has not started are left
+due (not started, not recorded as run), so the next tick takes them up;
+the run still delivers what it found. Monitors run longest-waiting first,
+so an overrun never leaves the same monitors behind twice in a row. Each
+HTTP exchange has its own deadline (connectors/limits.py), so one slow
+source costs at most its `timeout` per request, never the whole run.
+An overrun is reported (`RunReport.overrun`, on stderr even under
+`--quiet`), makes the run exit 1 (cron mails it, a systemd unit shows as
+failed: not every due channel was watched this tick), and raises one health
+notice per incident (monitors/health.py).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Callable, Sequence
 
 from earful import connectors
@@ -20,12 +34,13 @@ from earful.rules.models import RulePack
 from earful.core import Match
 
 from . import digest as digests
-from . import faults, health, idle, replies, spikes
+from . import faults, health, idle, isolation, replies, spikes
 from .config import Config, MonitorConfig
 from .lock import run_lock
 from .outbox import DeliveryReport, DestinationPool, build_alert, deliver
+from .routing import Router, destinations_for
 from .schedule import is_due, next_due
-from earful.core import parse_time, utcnow
+from earful.core import format_duration, parse_time, utcnow
 from .store import Store
 
 log = logging.getLogger("earful.run")
@@ -43,6 +58,8 @@ class MonitorOutcome:
     not_modified: bool = False
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    quarantined: int = 0  # items set aside: they could not be stored even after sanitising (monitors/isolation.py)
+    seconds: float = 0.0  # wall-clock time the monitor took
     would_alert: list[tuple[Mention, list[Match], list[str]]] = field(default_factory=list)
 
 
@@ -58,11 +75,14 @@ class RunReport:
     spikes: list = field(default_factory=list)
     digests: list = field(default_factory=list)
     digest_errors: list[str] = field(default_factory=list)
+    overrun: str | None = None  # "run budget of 10m exceeded after 2 of 5 monitors; ..." when monitors were left due
+    left_due: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
         return (any(not m.ok for m in self.monitors) or bool(self.delivery and self.delivery.permanent)
-                or any(d.permanent for r in self.digests for d in r.failed))
+                or any(d.permanent for r in self.digests for d in r.failed) or self.overrun is not None
+                or bool(self.replies and self.replies.failed))
 
 
 def brand_accounts(packs: Sequence[RulePack]) -> dict[str, tuple[str, ...]]:
@@ -73,14 +93,6 @@ def brand_accounts(packs: Sequence[RulePack]) -> dict[str, tuple[str, ...]]:
             for source, names in pack.brand.accounts.items():
                 merged.setdefault(source, {}).update(dict.fromkeys(names))
     return {source: tuple(names) for source, names in merged.items()}
-
-
-def destinations_for(matches: Sequence[Match], monitor: MonitorConfig, config: Config) -> list[str]:
-    default = monitor.common.notify or config.settings.defaults.notify
-    found: dict[str, None] = {}
-    for match in matches:
-        found.update(dict.fromkeys(match.destinations or default))
-    return list(found)
 
 
 def classify(mention: Mention, monitor: MonitorConfig, config: Config) -> tuple[Mention, list[Match], list[str]]:
@@ -132,22 +144,29 @@ def run_monitor(config: Config, store: Store | None, monitor: MonitorConfig, now
         connector = make_connector(config, monitor, now, resources or RunResources(), budget)
         result = connector.fetch(store.cursor(monitor.name) if store else None)
         faults.point("after_fetch")
-        # Oldest first: a question must be stored before the brand's reply to it can close it.
-        ordered = sorted(result.mentions, key=lambda m: (m.created_at is None, m.created_at or now))
-        batch = [classify(m, monitor, config) for m in ordered]
+        # Each item sanitised, oldest first, classified; what still cannot be taken in is set aside, not fatal.
+        batch, aside = isolation.prepare(result.mentions, lambda m: classify(m, monitor, config), now)
         outcome.fetched, outcome.requests, outcome.not_modified = len(result.mentions), result.requests, result.not_modified
         outcome.notes = list(result.notes)
+        route = Router(config)
         if dry_run:
-            outcome.would_alert = [entry for entry in batch if entry[2]]
+            routed = [(mention, matches, route(mention, destinations)) for mention, matches, destinations in batch]
+            outcome.would_alert = [entry for entry in routed if entry[2]]
             outcome.alerts = len(outcome.would_alert)
         else:
             matches_by_key = {mention.key: matches for mention, matches, _ in batch}
-            records = store.ingest(monitor.name, batch, result.cursor, now,
-                                   on_record=replies.tracker(store, config, monitor.name, matches_by_key, now,
-                                                             sees_replies=connector.sees_replies))
+            isolation.keep_aside(store, monitor.name, aside, now)
+            records, rejected = isolation.ingest(
+                store, monitor.name, batch, result.cursor, now, route=route,
+                on_record=replies.tracker(store, config, monitor.name, matches_by_key, now,
+                                          sees_replies=connector.sees_replies))
+            aside += rejected
             faults.point("after_store")
             outcome.new_items = sum(r.outcome == "new" for r in records)
             outcome.alerts = sum(len(r.alerts) for r in records)
+        if aside:
+            outcome.quarantined = len(aside)
+            outcome.notes.append(isolation.summary(aside))
         outcome.ok = True
     except ConnectorError as exc:
         outcome.error = f"monitor '{monitor.name}' ({monitor.connector}): {exc}"
@@ -169,6 +188,24 @@ def run_monitor(config: Config, store: Store | None, monitor: MonitorConfig, now
                          new_items=outcome.new_items, alerts=outcome.alerts, requests=outcome.requests,
                          error=outcome.error, defer_until=defer_until, not_modified=outcome.not_modified)
     return outcome
+
+
+def longest_waiting_first(monitors: Sequence[MonitorConfig], store: Store) -> list[MonitorConfig]:
+    """Never-run monitors first, then by last start, oldest first; ties keep the file's order."""
+    states = store.all_monitor_states()
+    starts = {m.name: parse_time(states.get(m.name, {}).get("last_start")) for m in monitors}
+    return sorted(monitors, key=lambda m: (starts[m.name] is not None, starts[m.name] or datetime.min))
+
+
+def overrun_message(budget: timedelta, outcomes: Sequence[MonitorOutcome], left: Sequence[MonitorConfig]) -> str:
+    """What an operator reads when a run stopped starting monitors: how far it got, what waits, what was slow."""
+    slowest = max(outcomes, key=lambda o: o.seconds, default=None)
+    total = len(outcomes) + len(left)
+    message = (f"run budget of {format_duration(budget)} exceeded after {len(outcomes)} of {total} monitors; "
+               f"{len(left)} left for the next tick ({', '.join(m.name for m in left)})")
+    if slowest is not None:
+        message += f"; slowest: {slowest.name} ({format_duration(timedelta(seconds=round(slowest.seconds)))})"
+    return message
 
 
 def due_monitors(config: Config, store: Store, now: datetime) -> tuple[list[MonitorConfig], list[str]]:
@@ -204,11 +241,14 @@ def next_wake(config: Config, store: Store, now: datetime) -> datetime | None:
 
 def run(config: Config, *, names: Sequence[str] | None = None, force_all: bool = False, dry_run: bool = False,
         now: datetime | None = None, clock: Callable[[], datetime] | None = None,
-        progress: Callable[[MonitorOutcome], None] | None = None) -> RunReport:
-    """Run what is due (or `names`, or everything with `force_all`), then
-    re-check open queries, check channel health, and deliver.
+        progress: Callable[[MonitorOutcome], None] | None = None,
+        timer: Callable[[], float] = time.monotonic) -> RunReport:
+    """Run what is due (or `names`, or everything with `force_all`) within
+    the run budget, then re-check open queries, check channel health, and deliver.
 
-    `clock` (or a fixed `now`) replaces the wall clock, for tests.
+    `clock` (or a fixed `now`) replaces the wall clock, for tests; `timer`
+    (seconds, monotonic) measures the run budget, which the test clock must
+    not: a simulated day between two calls is no overrun.
     """
     clock = clock or ((lambda: now) if now is not None else utcnow)
     start = clock()
@@ -229,16 +269,16 @@ def run(config: Config, *, names: Sequence[str] | None = None, force_all: bool =
             if names:
                 selected = [config.monitors[n] for n in names]
             elif force_all:
-                selected = [m for m in config.monitors.values() if m.common.enabled]
+                selected = longest_waiting_first([m for m in config.monitors.values() if m.common.enabled], store)
             else:
                 selected, report.not_due = due_monitors(config, store, start)
-            for monitor in selected:
-                outcome = run_monitor(config, store, monitor, clock(), resources=resources, clock=clock)
-                report.monitors.append(outcome)
-                if progress:
-                    progress(outcome)
+                selected = longest_waiting_first(selected, store)
+            left = _run_within_budget(config, store, selected, resources, clock, timer, report, progress)
             report.replies = _follow_up(config, store, clock(), resources)
             report.health = health.check(config, store, clock())
+            budget_event = health.check_run_budget(config, store, clock(), report.overrun, left)
+            if budget_event is not None:
+                report.health.append(budget_event)
             if config.settings.spikes is not None:  # before delivery, so a spike goes out this tick
                 try:
                     report.spikes = spikes.check(config, store, clock(), config.settings.spikes)
@@ -246,7 +286,8 @@ def run(config: Config, *, names: Sequence[str] | None = None, force_all: bool =
                     log.debug("spike check failed", exc_info=True)
                     report.digest_errors.append(f"spike check: {type(exc).__name__}: {exc}")
             report.delivery = deliver(config, store, pool, clock)
-            report.update_errors = replies.apply_answer_updates(config, store, pool.get, build_alert)
+            report.update_errors = replies.apply_answer_updates(config, store, pool.get,
+                                                                    partial(build_alert, zone=config.timezone))
             for due_digest in digests.due(config, store, clock()):  # after delivery: lists what flood control held
                 try:
                     report.digests.append(digests.send(config, store, due_digest, clock(), pool))
@@ -259,6 +300,28 @@ def run(config: Config, *, names: Sequence[str] | None = None, force_all: bool =
             pool.close_all()
             store.close()
     return report
+
+
+def _run_within_budget(config: Config, store: Store, selected: Sequence[MonitorConfig], resources: RunResources,
+                       clock: Callable[[], datetime], timer: Callable[[], float], report: RunReport,
+                       progress: Callable[[MonitorOutcome], None] | None) -> list[MonitorConfig]:
+    """Run `selected` in order until the run budget is spent; returns the monitors left due."""
+    budget = config.settings.run_budget
+    deadline = timer() + budget.total_seconds()
+    for index, monitor in enumerate(selected):
+        if timer() >= deadline:
+            left = list(selected[index:])
+            report.overrun = overrun_message(budget, report.monitors, left)
+            report.left_due = [m.name for m in left]
+            log.info("%s", report.overrun)  # the CLI prints it (on stderr); a warning here would print it twice
+            return left
+        began = timer()
+        outcome = run_monitor(config, store, monitor, clock(), resources=resources, clock=clock)
+        outcome.seconds = timer() - began
+        report.monitors.append(outcome)
+        if progress:
+            progress(outcome)
+    return []
 
 
 def _follow_up(config: Config, store: Store, now: datetime, resources: RunResources) -> replies.RecheckReport:

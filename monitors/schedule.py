@@ -43,3 +43,10 @@ def next_due(schedule: str, last_start: datetime | None, now: datetime, tz: tzin
     if defer_until is not None and defer_until > candidate:
         candidate = defer_until
     return candidate
+
+
+def interval(schedule: str, now: datetime, tz: tzinfo) -> timedelta:
+    """How often the schedule fires: the gap between its next two fires after `now`."""
+    fires = _croniter(schedule, now, tz)
+    first = fires.get_next(datetime)
+    return fires.get_next(datetime) - first

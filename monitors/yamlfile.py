@@ -5,18 +5,23 @@ it says `cron.yaml:14`. ruamel.yaml's round-trip loader keeps line numbers
 on every mapping and sequence, so validation errors (pydantic `loc` tuples)
 can be turned back into lines. `${VAR}` references are expanded here, after
 parsing, so that an expanded secret can never break YAML syntax and never
-appears in an error message.
+appears in an error message; a `${` that opens no valid reference is an
+error too, never a literal token. Bytes YAML cannot take (invalid UTF-8, a
+NUL) are located to their line as well. The `.env` holding the secrets gets
+a warning when others may read or change it.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 @dataclass(frozen=True, order=True)
@@ -85,14 +90,15 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDocument:
     """Parse `path`; syntax errors become a ConfigError with the file's line."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
     shown = display or display_name(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = decode(path.read_bytes(), shown)
     except FileNotFoundError:
         raise ConfigError([Problem(shown, 0, "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([Problem(shown, 0, f"cannot read file: {exc}")]) from None
+    except OSError as exc:
+        raise ConfigError([Problem(shown, 0, f"cannot read file: {exc.strerror or exc}")]) from None
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
@@ -104,18 +110,58 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDocument:
         line = mark.line + 1 if mark is not None else 0
         what = " ".join(str(part) for part in (exc.context, exc.problem) if part)
         raise ConfigError([Problem(shown, line, f"invalid YAML: {what}")]) from None
+    except ReaderError as exc:  # a character YAML forbids anywhere, comments included
+        raise ConfigError([_bad_character(text, exc.position, exc.character, shown)]) from None
     except YAMLError as exc:
         raise ConfigError([Problem(shown, 0, f"invalid YAML: {exc}")]) from None
     return YamlDocument(path, shown, data)
+
+
+def decode(raw: bytes, shown: str) -> str:
+    """`raw` as UTF-8 text, or a ConfigError that names the line of the first byte that is not."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        bad = raw[exc.start:exc.end].hex(" ")
+        raise ConfigError([Problem(shown, line, f"not valid UTF-8 (byte {bad} at column {column}); save the file "
+                                                "as UTF-8")]) from None
+
+
+def _bad_character(text: str, position: int, code: int, shown: str) -> Problem:
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    what = "a NUL byte" if code == 0 else f"the control character U+{code:04X}"
+    return Problem(shown, line, f"contains {what} at column {column}, which YAML does not allow; remove it")
 
 
 def read_env_file(path: Path) -> dict[str, str]:
     """Variables from a `.env` file beside the config (missing file: none)."""
     if not path.is_file():
         return {}
+    import io
+
     from dotenv import dotenv_values
 
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    shown = display_name(path)
+    try:
+        text = decode(path.read_bytes(), shown)
+    except OSError as exc:
+        raise ConfigError([Problem(shown, 0, f"cannot read file: {exc.strerror or exc}")]) from None
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
+
+
+def warn_if_exposed(path: Path) -> None:
+    """One line on stderr when others may read the secrets in `path`, or change them."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        shown = display_name(path)
+        sys.stderr.write(f"earful: warning: {shown} holds secrets but is readable or writable by group/others "
+                         f"(mode {mode:04o}): chmod 600 {shown}\n")
 
 
 def expand_env(doc: YamlDocument, env: Mapping[str, str], problems: list[Problem]) -> tuple[Any, set[str]]:
@@ -133,6 +179,11 @@ def expand_env(doc: YamlDocument, env: Mapping[str, str], problems: list[Problem
         if isinstance(value, list):
             return [expand(v, loc + (i,)) for i, v in enumerate(value)]
         if isinstance(value, str) and "${" in value:
+            if _unclosed_reference(value):
+                problems.append(doc.problem(loc, "'${' opens no environment reference: write ${NAME} or "
+                                                 "${NAME:-default} (a name of letters, digits and _, then '}')"))
+                return ""
+
             def sub(m: re.Match[str]) -> str:
                 name, default = m.group(1), m.group(2)
                 used.add(name)
@@ -143,12 +194,23 @@ def expand_env(doc: YamlDocument, env: Mapping[str, str], problems: list[Problem
                 problems.append(doc.problem(loc, f"environment variable {name} is not set (put it in the environment or in .env)"))
                 return ""
 
-            return _ENV_REF.sub(sub, value)
+            return ENV_REFERENCE.sub(sub, value)
         if value is not None and type(value).__module__.startswith("ruamel"):
             return _plain_scalar(value)
         return value
 
     return expand(doc.data, ()), used
+
+
+def _unclosed_reference(value: str) -> bool:
+    """True when some `${` in `value` does not start a whole `${NAME}` / `${NAME:-default}`."""
+    start = value.find("${")
+    while start != -1:
+        found = ENV_REFERENCE.match(value, start)
+        if found is None:
+            return True
+        start = value.find("${", found.end())
+    return False
 
 
 def _plain_scalar(value: Any) -> Any:

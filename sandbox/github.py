@@ -110,6 +110,13 @@ class GitHubServer(FakeServer):
         token = header.split(" ", 1)[1] if header.startswith(("Bearer ", "token ")) else None
         if token != self.token:
             return self._json({"message": "Bad credentials", "documentation_url": DOCS, "status": "401"}, 401, request)
+        whole = re.fullmatch(r"/repos/([^/]+/[^/]+)/?", request.path)
+        if whole and request.method == "GET":
+            with self._data:
+                repo = self._repos.get(whole[1].lower())
+                if repo is not None:
+                    return self._json(self._repository(repo), 200, request)
+            return self._json({"message": "Not Found", "documentation_url": DOCS, "status": "404"}, 404, request)
         match = re.fullmatch(r"/repos/([^/]+/[^/]+)/issues(?:/(\d+)(?:/(comments|labels))?)?/?", request.path)
         with self._data:
             repo = self._repos.get(match[1].lower()) if match else None
@@ -161,6 +168,17 @@ class GitHubServer(FakeServer):
     def _user(self) -> dict[str, Any]:
         return {"login": self.login, "id": 327146, "node_id": "MDQ6VXNlcjMyNzE0Ng==", "type": "User", "site_admin": False,
                 "url": f"{self.url}/users/{self.login}", "html_url": f"https://github.com/{self.login}"}
+
+    def _repository(self, repo: dict[str, Any]) -> dict[str, Any]:
+        """GET /repos/{owner}/{repo}: the fields earful reads, with the token's permissions."""
+        owner, name = repo["name"].split("/")
+        return {"id": 3544490, "node_id": "MDEwOlJlcG9zaXRvcnkzNTQ0NDkw", "name": name, "full_name": repo["name"],
+                "private": True, "owner": {**self._user(), "login": owner, "type": "Organization"},
+                "html_url": f"https://github.com/{repo['name']}", "url": f"{self.url}/repos/{repo['name']}",
+                "fork": False, "archived": False, "disabled": False, "has_issues": self.issues_enabled,
+                "open_issues_count": sum(1 for i in repo["issues"].values() if i.get("state") == "open"),
+                "default_branch": "main", "visibility": "private",
+                "permissions": {"admin": False, "maintain": False, "push": self.push_access, "triage": True, "pull": True}}
 
     def _label(self, repo: dict[str, Any], name: str) -> dict[str, Any]:
         if name.lower() not in repo["labels"]:

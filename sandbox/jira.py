@@ -236,6 +236,11 @@ class JiraServer(FakeServer):
                 return self._search(request)
             if path == "/rest/api/3/priority" and request.method == "GET":
                 return self._json([self._priority(name) for _, name in PRIORITIES])
+            if path == "/rest/api/3/myself" and request.method == "GET":
+                return self._json(self._myself())
+            project = re.fullmatch(r"/rest/api/3/project/([^/]+)", path)
+            if project and request.method == "GET":
+                return self._project(project[1])
             match = re.fullmatch(r"/rest/api/3/issue/([^/]+)(?:/(comment|transitions|properties)(?:/([^/]+))?)?", path)
             if not match:
                 return self._json({"errorMessages": ["null for uri: " + request.path], "errors": {}}, 404)
@@ -252,6 +257,23 @@ class JiraServer(FakeServer):
             if sub == "properties":
                 return self._property(issue, request, name)
             return self._json({"errorMessages": ["null for uri: " + request.path], "errors": {}}, 404)
+
+    def _myself(self) -> dict[str, Any]:
+        """GET /rest/api/3/myself: the account the credentials belong to."""
+        return {"self": f"{self.url}/rest/api/3/user?accountId={ACCOUNT_ID}", "accountId": ACCOUNT_ID,
+                "accountType": "atlassian", "emailAddress": self.email, "displayName": "earful bot", "active": True,
+                "timeZone": "Etc/UTC", "locale": "en_US", "groups": {"size": 1, "items": []},
+                "applicationRoles": {"size": 1, "items": []}, "expand": "groups,applicationRoles"}
+
+    def _project(self, ref: str) -> Response:
+        """GET /rest/api/3/project/{key or id}."""
+        found = next((p for p in self.projects.values() if ref in (p["key"], p["id"])), None)
+        if found is None:
+            return self._errors(messages=[f"No project could be found with key '{ref}'."], status=404)
+        return self._json({"expand": "description,lead,issueTypes,url,projectKeys,permissions,insight",
+                           "self": f"{self.url}/rest/api/3/project/{found['id']}", **found,
+                           "projectTypeKey": "service_desk", "simplified": False, "style": "classic", "isPrivate": False,
+                           "issueTypes": [{"id": i, "name": n, "subtask": False} for n, i in self.issue_types.items()]})
 
     def _authenticated(self, request: Request) -> bool:
         header = request.headers.get("authorization", "")

@@ -18,7 +18,8 @@ they reach back at most 1000 items. Things carry Reddit's odd values:
 "[deleted]" with no `author_fullname`, bodies of deleted/removed things
 are "[deleted]"/"[removed]", `removed_by_category` on posts, HTML fields
 (`selftext_html`, `body_html`) next to markdown, `raw_json=1` switching
-off HTML-escaping of text.
+off HTML-escaping of text. `comment_permalinks=False` serves comments as
+the 2014-2016 listings in praw's cassettes show them, without `permalink`.
 
 Endpoints: `/search` and `/r/{subs}/search` (`q` with AND/OR/NOT,
 parentheses, phrases, `title:`, `author:`, `subreddit:`, `selftext:`,

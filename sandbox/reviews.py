@@ -18,6 +18,8 @@ Scripting, per site name ("g2", "capterra", "trustpilot"):
 selector matches) or `"no-rating"` (G2/Capterra: cards without rating
 markup) or `"new-ids"` (G2 card ids become UUIDs) or `"no-next-data"`
 (Trustpilot without `__NEXT_DATA__`);
+`unnamed_replies` (sites whose vendor-response blocks name nobody: no
+"Response from ..." / "Reply from ..." line);
 `consent[site] = "banner"` (a OneTrust-style overlay over the full page) or
 `"wall"` (the overlay and no reviews until consent); `ignore_sort` (sites
 answering "most relevant" whatever the URL asks); `hold_next` (a page
@@ -109,6 +111,7 @@ class ReviewSitesServer(FakeServer):
         self.consent: dict[str, str] = {}
         self.bot_check: dict[str, str] = {}
         self.ignore_sort: set[str] = set()  # sites that answer "most relevant" whatever the URL says
+        self.unnamed_replies: set[str] = set()  # sites whose vendor responses carry no replier line
         self.page_sizes = dict(PAGE_SIZES)
         self._data_lock = threading.RLock()
         self._ids = {"g2": itertools.count(9_100_001), "capterra": itertools.count(4_700_001), "trustpilot": itertools.count(1)}
@@ -205,7 +208,8 @@ class ReviewSitesServer(FakeServer):
         # The next link keeps the query the page was asked with, as the real sites do.
         query = [(k, v[-1]) for k, v in request.query.items() if k != "page"] + [("page", str(number + 1))]
         next_url = f"{self._base_path(site, key)}?{urlencode(query)}" if number < pages else None
-        view = _View(site, product, shown, number, pages, size, next_url, self.layout.get(site, ""), self.consent.get(site, ""))
+        view = _View(site, product, shown, number, pages, size, next_url, self.layout.get(site, ""), self.consent.get(site, ""),
+                     named_replies=site not in self.unnamed_replies)
         body = {"g2": _g2_page, "capterra": _capterra_page, "trustpilot": _trustpilot_page}[site](view)
         return Response(200, body, {"Content-Type": HTML, "Cache-Control": "private, no-store"})
 
@@ -229,6 +233,7 @@ class _View:
     next_url: str | None
     layout: str
     consent: str
+    named_replies: bool = True
 
     @property
     def wall(self) -> bool:
@@ -336,7 +341,7 @@ def _g2_page(view: _View) -> str:
             for r in reviews
         )
     else:
-        cards = "".join(_g2_card(product, r, view.layout) for r in reviews)
+        cards = "".join(_g2_card(product, r, view.layout, view.named_replies) for r in reviews)
     if not product.reviews:
         cards = f'<div class="reviews-empty-state" data-testid="no-reviews">Be the first to review {e(product.name)}</div>'
     pagination = (f'<div class="pagination"><a class="pagination__named-link" aria-label="Next" rel="next" '
@@ -370,7 +375,7 @@ def _g2_body_text(product: Product, r: FakeReview) -> str:
     return "\n".join(f"{q}\n{a}" for q, a in _g2_sections(product, r))
 
 
-def _g2_card(product: Product, r: FakeReview, layout: str) -> str:
+def _g2_card(product: Product, r: FakeReview, layout: str, named: bool = True) -> str:
     slug = quote(product.key)
     rating = ("" if layout == "no-rating" else
               f'<div itemprop="reviewRating" itemscope itemtype="http://schema.org/Rating"><meta itemprop="ratingValue" '
@@ -378,10 +383,10 @@ def _g2_card(product: Product, r: FakeReview, layout: str) -> str:
               f'<div class="stars large stars-{r.rating * 2}"></div></div>')
     reply = ""
     if r.reply is not None:
+        who = f"{r.reply_author} of {product.name}" if r.reply_author else product.vendor
         reply = (
             '<div class="paper paper--nested-reset vendor-response" data-testid="vendor-response">'
-            f'<div class="fw-semibold" data-testid="vendor-response-author">Response from {e(r.reply_author or "the vendor")}'
-            f" of {e(product.name)}</div>"
+            + (f'<div class="fw-semibold" data-testid="vendor-response-author">Response from {e(who)}</div>' if named else "")
             + (f'<time datetime="{_day(r.reply_at)}">{_long_date(r.reply_at)}</time>' if r.reply_at else "")
             + f'<div data-testid="vendor-response-body">{_paragraphs(r.reply)}</div></div>'
         )
@@ -430,7 +435,7 @@ def _capterra_page(view: _View) -> str:
         cards = "".join(f'<div class="review-v3" data-entry="{r.id}"><b>{e(r.author)}</b><h4>{e(r.title)}</h4>'
                         f"{_paragraphs(r.text)}</div>" for r in reviews)
     else:
-        cards = "".join(_capterra_card(product, r, view.layout) for r in reviews)
+        cards = "".join(_capterra_card(product, r, view.layout, view.named_replies) for r in reviews)
     if not product.reviews:
         cards = f'<div data-testid="no-reviews">No reviews yet for {e(product.name)}. Be the first!</div>'
     counter = f'<p data-testid="review-count">Showing {start}-{start + size - 1} of {count} Reviews</p>' if count else ""
@@ -439,7 +444,7 @@ def _capterra_page(view: _View) -> str:
     return _page(f"{product.name} Reviews 2024. Verified Reviews, Pros & Cons | Capterra", _json_script(ld), body, view)
 
 
-def _capterra_card(product: Product, r: FakeReview, layout: str) -> str:
+def _capterra_card(product: Product, r: FakeReview, layout: str, named: bool = True) -> str:
     pid, slug = product.key.split("/", 1)
     rating = "" if layout == "no-rating" else (
         f'<div data-testid="Overall Rating-rating" data-rating="{r.rating:.1f}"><span class="sr-only">Overall Rating</span>'
@@ -448,7 +453,8 @@ def _capterra_card(product: Product, r: FakeReview, layout: str) -> str:
     if r.reply is not None:
         reply = (
             '<div data-testid="vendor-response" class="mt-4 border-l-4 pl-4">'
-            f'<p class="font-semibold" data-testid="vendor-response-author">Response from {e(r.reply_author or product.vendor)}</p>'
+            + (f'<p class="font-semibold" data-testid="vendor-response-author">Response from {e(r.reply_author or product.vendor)}</p>'
+               if named else "")
             + (f'<time datetime="{_day(r.reply_at)}">{_us_date(r.reply_at)}</time>' if r.reply_at else "")
             + f'<div data-testid="vendor-response-text">{_paragraphs(r.reply)}</div></div>'
         )
@@ -537,7 +543,7 @@ def _trustpilot_page(view: _View) -> str:
         cards = "".join(f'<div class="tp-review" data-review="{r.id}"><strong>{e(r.author)}</strong><h3>{e(r.title)}</h3>'
                         f"<p>{e(r.text)}</p></div>" for r in reviews)
     else:
-        cards = "".join(_trustpilot_card(product, r) for r in reviews)
+        cards = "".join(_trustpilot_card(product, r, view.named_replies) for r in reviews)
     if not product.reviews:
         cards = '<div data-reviews-empty-state="true">This company has no reviews yet.</div>'
     counter = f'<p data-reviews-count-typography="true">{count:,} total</p>' if count else ""
@@ -548,12 +554,12 @@ def _trustpilot_page(view: _View) -> str:
     return _page(f"{product.name} Reviews | Read Customer Service Reviews of {product.key}", head, body, view, lang="en-US")
 
 
-def _trustpilot_card(product: Product, r: FakeReview) -> str:
+def _trustpilot_card(product: Product, r: FakeReview, named: bool = True) -> str:
     reply = ""
     if r.reply is not None:
         reply = (
             '<div class="paper_paper__1PY90 styles_content__Hl2Mi">'
-            f'<p data-service-review-business-reply-title-typography="true">Reply from {e(product.name)}</p>'
+            + (f'<p data-service-review-business-reply-title-typography="true">Reply from {e(product.name)}</p>' if named else "")
             + (f'<time datetime="{_iso(r.reply_at)}" data-service-review-business-reply-date-time-ago="true">'
                f"{_long_date(r.reply_at)}</time>" if r.reply_at else "")
             + f'<p data-service-review-business-reply-text-typography="true">{e(r.reply)}</p></div>'

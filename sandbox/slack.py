@@ -166,6 +166,7 @@ class SlackServer(FakeServer):
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
             "conversations.history": self._conversations_history,
+            "conversations.info": self._conversations_info,
             "conversations.list": self._conversations_list,
             "files.getUploadURLExternal": self._get_upload_url,
             "files.completeUploadExternal": self._complete_upload,
@@ -450,6 +451,13 @@ class SlackServer(FakeServer):
             channel_actions_count=0,
             response_metadata={"next_cursor": next_cursor},
         )
+
+    def _conversations_info(self, params: dict[str, Any]) -> Response:
+        """By id only, as Slack: a #name is `channel_not_found`; so is a private channel the bot is not in."""
+        channel = self._channel(params.get("channel"), by_name=False)
+        if channel is None or (channel["is_private"] and not channel["is_member"]):
+            return self._error("channel_not_found")
+        return self._ok(channel=copy.deepcopy(channel))
 
     def _conversations_list(self, params: dict[str, Any]) -> Response:
         types = set(str(params.get("types") or "public_channel").split(","))

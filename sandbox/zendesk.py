@@ -146,6 +146,8 @@ class ZendeskServer(FakeServer):
                     return self._list(request)
             if path == "/api/v2/search" and request.method == "GET":
                 return self._search(request)
+            if path == "/api/v2/users/me" and request.method == "GET":
+                return self._json({"user": self._me()})
             match = re.fullmatch(r"/api/v2/tickets/(\d+)(/comments)?", path)
             if match:
                 ticket = self._tickets.get(int(match[1]))
@@ -159,6 +161,15 @@ class ZendeskServer(FakeServer):
                 if not match[2] and request.method == "PUT":
                     return self._update(ticket, request)
             return self._json({"error": "InvalidEndpoint", "description": "Not found"}, 404)
+
+    def _me(self) -> dict[str, Any]:
+        """GET /api/v2/users/me: the agent whose credentials these are."""
+        return {"id": AGENT_ID, "url": f"{self.url}/api/v2/users/{AGENT_ID}.json", "name": "earful bot", "email": self.email,
+                "created_at": "2024-01-08T09:00:00Z", "updated_at": "2024-01-08T09:00:00Z", "time_zone": "UTC",
+                "iana_time_zone": "Etc/UTC", "locale_id": 1, "locale": "en-US", "organization_id": None, "role": "agent",
+                "verified": True, "active": True, "suspended": False, "tags": [], "role_type": None,
+                "custom_role_id": None, "moderator": False, "ticket_restriction": None, "only_private_comments": False,
+                "restricted_agent": False, "user_fields": {}}
 
     def _authenticated(self, request: Request) -> bool:
         header = request.headers.get("authorization", "")

@@ -116,6 +116,7 @@ def write_deployment(directory: Path, monitors: Mapping[str, Mapping[str, Any]],
     (directory / "rules" / "acme.yaml").write_text(rules if isinstance(rules, str) else yaml_text(rules))
     if env:
         (directory / ".env").write_text("".join(f"{name}={value}\n" for name, value in env.items()))
+        (directory / ".env").chmod(0o600)  # as an operator keeps secrets; earful warns otherwise
     cron = {"state": "state.db", **(settings or {}), "destinations": destinations or {"support": CONSOLE},
             "monitors": {name: {**monitor, "rules": monitor.get("rules", ["acme"]), "notify": monitor.get("notify", ["support"])}
                          for name, monitor in monitors.items()}}

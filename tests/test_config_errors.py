@@ -34,8 +34,8 @@ monitors:
     notify: [support]
 """
 
-# name -> (files, expected file, expected line, expected text)
-CASES: dict[str, tuple[dict[str, str], str, int, str]] = {
+# name -> (files (text, or bytes as they are on disk), expected file, expected line, expected text)
+CASES: dict[str, tuple[dict[str, str | bytes], str, int, str]] = {
     "yaml syntax": ({"cron.yaml": GOOD_CRON.replace('schedule: "*/5 * * * *"', 'schedule: "*/5 * * * *')}, "cron.yaml", 8, "invalid YAML"),
     "bad indentation": ({"cron.yaml": "state: state.db\nmonitors:\n  hn:\n    connector: hackernews\n   rules: [acme]\n"}, "cron.yaml", 5, "invalid YAML"),
     "unknown top-level key": ({"cron.yaml": GOOD_CRON + "monitorz: {}\n"}, "cron.yaml", 12, "unknown key 'monitorz'"),
@@ -62,15 +62,29 @@ CASES: dict[str, tuple[dict[str, str], str, int, str]] = {
     "duplicate rule id": ({"rules/acme.yaml": GOOD_RULES + "  - id: complaint\n    query: refund\n"}, "rules/acme.yaml", 8, "duplicate rule id"),
     "rule pack without rules": ({"rules/acme.yaml": "brand:\n  name: Acme\n"}, "rules/acme.yaml", 1, "rules"),
     "empty file": ({"cron.yaml": ""}, "cron.yaml", 1, "empty"),
+    # hostile bytes and half-written references (issue 14): located like every other mistake
+    "unclosed env reference": ({"cron.yaml": GOOD_CRON.replace("    type: console\n", "    type: slack\n    channel: C1\n    token: ${EARFUL_TEST_SLACK_TOKEN\n")}, "cron.yaml", 6, "opens no environment reference"),
+    "env reference without a name": ({"cron.yaml": GOOD_CRON.replace("    query: acme\n", "    query: acme ${}\n")}, "cron.yaml", 9, "opens no environment reference"),
+    "unclosed env reference in a rule pack": ({"rules/acme.yaml": GOOD_RULES.replace("'acme (broken OR refund)'", "'acme ${BRAND'")}, "rules/acme.yaml", 6, "opens no environment reference"),
+    "invalid UTF-8": ({"cron.yaml": GOOD_CRON.encode().replace(b"query: acme", b"query: acme \xff\xfe")}, "cron.yaml", 9, "not valid UTF-8 (byte ff at column 17)"),
+    "invalid UTF-8 in a comment": ({"cron.yaml": GOOD_CRON.encode() + b"# caf\xe9\n"}, "cron.yaml", 12, "not valid UTF-8"),
+    "invalid UTF-8 in a rule pack": ({"rules/acme.yaml": GOOD_RULES.encode().replace(b"name: Acme", b"name: Acme\xc3")}, "rules/acme.yaml", 2, "not valid UTF-8"),
+    "NUL byte": ({"cron.yaml": GOOD_CRON.replace("    query: acme\n", "    query: ac\x00me\n")}, "cron.yaml", 9, "contains a NUL byte at column 14"),
+    "NUL byte in a rule pack": ({"rules/acme.yaml": GOOD_RULES.replace("labels: [complaint]", "labels: [complaint]\x00")}, "rules/acme.yaml", 7, "NUL byte"),
+    "invalid UTF-8 in .env": ({".env": b"EARFUL_TEST_TOKEN=caf\xe9\n"}, ".env", 1, "not valid UTF-8"),
+    "control character": ({"cron.yaml": GOOD_CRON.replace("state: state.db", "state: state\x01.db")}, "cron.yaml", 1, "control character U+0001"),
 }
 
 
-def write(tmp_path: Path, files: dict[str, str]) -> Path:
+def write(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
     merged = {"cron.yaml": GOOD_CRON, "rules/acme.yaml": GOOD_RULES, **files}
     for name, text in merged.items():
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(textwrap.dedent(text))
     return tmp_path / "cron.yaml"
 
 

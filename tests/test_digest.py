@@ -189,9 +189,10 @@ def test_a_seeded_week_counts_volume_changes_reviews_and_top_items(config, store
     labels = {c.name: (c.current, c.previous) for c in digest.by_label}
     assert labels == {"complaint": (6, 2), "question": (3, 6), "bug": (1, 0)}
 
-    assert digest.daily["reddit"] == (3, 2, 4, 1, 0, 5, 2)
+    # The chart counts by posted day: the period's first item was posted at 23:55 the Sunday before.
+    assert digest.daily["reddit"] == (2, 2, 4, 1, 0, 5, 2) and digest.posted_earlier == 1
     assert digest.daily["hackernews"] == (1,) * 7
-    assert sum(sum(v) for v in digest.daily.values()) == digest.total.current
+    assert sum(sum(v) for v in digest.daily.values()) + digest.posted_earlier == digest.total.current
 
     reviews = {(r.source, r.site): r for r in digest.reviews}
     g2 = reviews[("g2", "acme-crm")]
@@ -237,7 +238,7 @@ def test_sla_unanswered_channels_and_held_items(config, store):
     assert digest.total.current == 30
 
     text = render.text(digest)
-    for expected in ("30 mentions (+7, +30% vs previous week).",
+    for expected in ("30 mentions, +7 (+30%) vs the previous week.",
                      "Reddit: 17 (+7, +70%)", "Hacker News: 7 (no change)", "Trustpilot: 2 (new)", "X: 1 (-3, -75%)",
                      "complaint: 6 (+4, +200%)", "question: 3 (-3, -50%)",
                      "G2 · acme-crm: 3 new, average 3.7/5 (previous week: 4.0/5 from 2)",
@@ -279,7 +280,7 @@ def test_a_quiet_week_is_a_digest_not_an_error(config, store):
     text = render.text(digest)
     assert "Quiet week: no new mentions." in text
     assert "All 2 channels were watched, no failed runs." in text
-    assert render.subject(digest) == "Weekly digest · Mon 16 – Sun 22 Nov 2026: quiet week"
+    assert render.subject(digest) == "Acme · Weekly digest · Mon 16 – Sun 22 Nov 2026: quiet week"
     blocks = [b.to_dict() for b in render.slack_blocks(digest, chart=True)]
     assert block_problems(blocks) == []
     assert "Quiet week" in json.dumps(blocks)
@@ -322,7 +323,8 @@ def test_a_daily_digest_charts_the_week_around_its_day(config, store):
     seed_week(store)
     digest = dg.build(config, store, END, "day")
     assert (digest.start, digest.total.current, digest.total.previous) == (END - timedelta(days=1), 5, 6)
-    assert len(digest.days) == 7 and digest.daily["reddit"] == (3, 2, 4, 1, 0, 5, 2)
+    assert len(digest.days) == 7 and digest.daily["reddit"] == (2, 2, 4, 1, 0, 5, 2)
+    assert digest.previous_daily == (4, 5, 4, 3, 2, 2, 4)  # the week before, by posted day
     assert render.period_label(digest) == "Sun 22 Nov 2026"
 
 
@@ -340,9 +342,11 @@ def png_size(data: bytes) -> tuple[int, int]:
 def test_the_chart_is_a_1000_by_500_png(config, store):
     seed_week(store)
     digest = dg.build(config, store, END, "week")
-    labels, series, title = render.chart_data(digest)
-    assert labels == ["Mon 16 Nov", "Tue 17 Nov", "Wed 18 Nov", "Thu 19 Nov", "Fri 20 Nov", "Sat 21 Nov", "Sun 22 Nov"]
-    assert series["Reddit"] == [3, 2, 4, 1, 0, 5, 2] and series["Hacker News"] == [1] * 7
+    chart = render.chart_data(digest)
+    assert chart.days == ["Mon\n16 Nov", "Tue\n17 Nov", "Wed\n18 Nov", "Thu\n19 Nov", "Fri\n20 Nov", "Sat\n21 Nov", "Sun\n22 Nov"]
+    assert chart.series["Reddit"] == [2, 2, 4, 1, 0, 5, 2] and chart.series["Hacker News"] == [1] * 7
+    assert chart.totals == [4, 4, 6, 2, 2, 6, 5] and chart.previous == [4, 5, 4, 3, 2, 2, 4]
+    assert "1 mention found this week was posted before Mon 16 Nov." in chart.note
     png, error = dg.render_chart(digest)
     assert error is None
     assert png_size(png) == (1000, 500)
@@ -354,7 +358,7 @@ def test_the_chart_folds_many_sources_into_other():
 
     series = {f"source {i:02d}": [i, 1] for i in range(20)}
     shown = _top_series(series, MAX_SERIES)
-    assert len(shown) == MAX_SERIES and shown[-1][0] == "other (13 sources)"
+    assert len(shown) == MAX_SERIES and shown[-1][0] == f"other ({20 - MAX_SERIES + 1} sources)"
     assert sum(sum(v) for _, v, _ in shown) == sum(sum(v) for v in series.values())
     assert png_size(daily_volume_png(["a", "b"], series, "$money$ title")) == (1000, 500)
     with pytest.raises(ValueError):
@@ -419,13 +423,13 @@ def test_send_to_slack_posts_the_summary_and_uploads_the_chart_once(config, stor
     assert summary["metadata"]["event_payload"]["key"] == f"digest:weekly:{iso(END)}#marketing"
     assert summary["metadata"]["event_payload"]["kind"] == "digest"
     assert "30 mentions" in summary["text"]
-    assert summary["blocks"][0]["text"]["text"] == "📊 Weekly digest · Mon 16 – Sun 22 Nov 2026"
+    assert summary["blocks"][0]["text"]["text"] == "📊 Acme · Weekly digest · Mon 16 – Sun 22 Nov 2026"
     (file,) = slack.uploaded_files(CHANNEL)
     assert upload["files"][0]["id"] == file["id"]
     assert file["mimetype"] == "image/png" and png_size(file["data"]) == (1000, 500)
     assert file["name"] == "earful-weekly-2026-11-23.png"
     assert file["title"].startswith("Mentions per day by source")
-    assert file["alt_txt"].startswith("Stacked bar chart") and "Reddit 17" in file["alt_txt"]
+    assert file["alt_txt"].startswith("Stacked bar chart") and "Reddit 16" in file["alt_txt"] and "Sun 22 Nov: 5" in file["alt_txt"]
 
     # The same slot again (another tick, or a re-run): nothing more is sent.
     assert dg.due(config, store, now + timedelta(minutes=1), [weekly]) == []
@@ -670,10 +674,10 @@ def test_send_by_email_through_send_email(config, store):
     message_id = inbox.message_id(f"digest:weekly:{iso(END)}#inbox")
     assert [(d.status, d.remote_id) for d in report.deliveries] == [("delivered", message_id)]
     (mail,) = inbox.sent
-    assert mail["subject"] == "Weekly digest · Mon 16 – Sun 22 Nov 2026: 30 mentions (+7, +30%)"
+    assert mail["subject"] == "Acme · Weekly digest · Mon 16 – Sun 22 Nov 2026: 30 mentions, +7 (+30%) vs the previous week"
     assert set(mail["images"]) == {render.CHART_CID} and png_size(mail["images"][render.CHART_CID]) == (1000, 500)
     assert f'src="cid:{render.CHART_CID}"' in mail["html"]
-    assert "30 mentions (+7, +30% vs previous week)." in mail["text"]
+    assert "30 mentions, +7 (+30%) vs the previous week." in mail["text"]
     assert mail["headers"] == {"X-Earful-Digest": f"digest:weekly:{iso(END)}#inbox", "Message-ID": message_id}
     again = dg.send(config, store, weekly, END + timedelta(minutes=5), StandInPool(inbox=inbox), period_end=END)
     assert [d.status for d in again.deliveries] == ["already"] and len(inbox.sent) == 1
@@ -688,7 +692,7 @@ def test_console_rendering_shows_markup_literally(config, store, capsys):
     out = capsys.readouterr().out
     assert "Weekly digest · Mon 16 – Sun 22 Nov 2026" in out
     assert "[bold red]not markup[/bold red]" in out and "\x1b[31m" not in out
-    assert "1 mention (new vs previous week)." in out
+    assert "1 mention, first week: no previous week to compare." in out
 
 
 def test_without_matplotlib_the_digest_goes_out_without_its_chart(config, store, slack, monkeypatch):

@@ -1,4 +1,4 @@
-"""The instagram connector against the fake Graph API (monitors/fakes/meta.py)."""
+"""The instagram connector against the fake Graph API (sandbox/meta.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The linkedin connector against the fake Community Management API (monitors/fakes/linkedin.py).
+"""The linkedin connector against the fake Community Management API (sandbox/linkedin.py).
 
 The fake follows LinkedIn's documented shapes; there is no real recording to compare with.
 """

@@ -1,4 +1,4 @@
-"""The slack destination against the fake Slack (monitors/fakes/slack.py).
+"""The slack destination against the fake Slack (sandbox/slack.py).
 
 Every test talks HTTP to a local SlackServer through the real slack_sdk
 client, so request encoding, error bodies at HTTP 200, 429 handling and

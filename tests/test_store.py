@@ -123,7 +123,10 @@ def test_mentions_round_trip(store):
 def test_every_table_comes_from_a_migration(store):
     """Nothing creates a table at run time: a fresh state already has them all."""
     assert set(store.db.table_names()) == {"_sqlite_migrations", "items", "matches", "cursors", "outbox", "runs",
-                                           "monitor_state", "budgets", "queries", "spike_alerts"}
+                                           "monitor_state", "budgets", "queries", "spike_alerts", "quarantine",
+                                           # the FTS5 index of m007 and its shadow tables
+                                           "items_search", "items_search_data", "items_search_idx",
+                                           "items_search_docsize", "items_search_config"}
 
 
 def test_a_state_whose_spike_table_predates_its_migration_still_upgrades(tmp_path):

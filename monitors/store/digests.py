@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Sequence
 
-from earful.core import iso
+from earful.core import iso, parse_time
 
 from .records import OutboxRow
 
@@ -55,8 +55,28 @@ class DigestsTable:
         """Items first seen in [since, until) that the digest covers."""
         where, params = item_filter(filters)
         return self._rows(
-            f"select i.key, i.cluster, i.source, i.site, i.kind, i.rating, i.first_seen_at from items i "
+            f"select i.key, i.cluster, i.source, i.site, i.kind, i.rating, i.first_seen_at, "
+            f"coalesce(i.created_at, i.first_seen_at) as posted_at from items i "
             f"where i.first_seen_at >= ? and i.first_seen_at < ? and {where}", [iso(since), iso(until), *params])
+
+    def digest_posted(self, since: datetime, until: datetime, found_before: datetime, filters: Any) -> list[dict[str, Any]]:
+        """(source, posted_at) of the covered items posted in [since, until) (found, where the source gives
+        no time) that earful had found before `found_before`: the chart's mentions per posted day.
+
+        Nothing is found before it is posted, so `first_seen_at >= since` holds for every such item and
+        keeps the read on the volume index's range."""
+        where, params = item_filter(filters)
+        return self._rows(
+            f"select i.source, coalesce(i.created_at, i.first_seen_at) as posted_at from items i "
+            f"where i.first_seen_at >= ? and i.first_seen_at < ? and coalesce(i.created_at, i.first_seen_at) >= ? "
+            f"and coalesce(i.created_at, i.first_seen_at) < ? and {where}",
+            [iso(since), iso(found_before), iso(since), iso(until), *params])
+
+    def digest_first_found(self, filters: Any) -> datetime | None:
+        """When earful first found an item the digest covers: before that, no period can be compared."""
+        where, params = item_filter(filters)
+        row = self._row(f"select min(i.first_seen_at) as first from items i where {where}", params)
+        return parse_time(row["first"]) if row else None
 
     def digest_verdicts(self, since: datetime, until: datetime, filters: Any) -> list[dict[str, Any]]:
         """(item_key, severity, labels as JSON) of every match of those items."""

@@ -227,3 +227,133 @@ from digest_runs where status = 'delivered' or message_id is not null
 on conflict do nothing""",
         "drop table digest_runs",
     ))
+
+
+@migrations()
+def m006_queries_found_too_late(db) -> None:
+    """Queries seen a week or more past their deadline get a state of their own, `late`.
+
+    Before, they opened as `open` with no next check and `escalated_at` set
+    (to hold back the escalation), so they stayed open forever and filled
+    the report. An open query without a next check is exactly such a one.
+    """
+    _run(db, (
+        """update queries set status = 'late', escalated_at = null
+where status = 'open' and next_check_at is null and deadline <= seen_at""",
+    ))
+
+
+@migrations()
+def m007_search_index_and_mentions_view(db) -> None:
+    """`earful search` and `earful browse`: a full-text index over items, and one readable row per mention.
+
+    `items_search` is a contentless FTS5 index (it stores no text: `items`
+    has it) whose rowid is the item's rowid; triggers keep it current, so
+    ingest code never thinks about it. It only narrows a search: the rules
+    engine decides every candidate. Its words are exactly the engine's words
+    for ASCII text; title or text with any other character (where NFKC,
+    folding or letter-by-letter scripts can make the two disagree) is marked
+    `beyond_ascii`, and a search always hands such items to the engine.
+    (Keyed by rowid: `items` has no INTEGER PRIMARY KEY, so a VACUUM could
+    renumber it; nothing in earful runs one.)
+
+    `mentions` is what Datasette shows: posted time (found time where the
+    source gives none), its UTC day, the labels of the rules it matched and
+    the state of its reply tracking.
+    """
+    _run(db, (
+        """CREATE VIRTUAL TABLE "items_search" USING fts5(
+    title, text, beyond_ascii,
+    content = '',
+    tokenize = 'unicode61 remove_diacritics 2'
+)""",
+        """INSERT INTO "items_search" (rowid, title, text, beyond_ascii)
+SELECT rowid, title, text,
+    CASE WHEN length(coalesce(title, '') || coalesce(text, ''))
+        = length(CAST(coalesce(title, '') || coalesce(text, '') AS BLOB)) THEN '' ELSE 'yes' END
+FROM "items" """,
+        """CREATE TRIGGER "items_search_insert" AFTER INSERT ON "items" BEGIN
+    INSERT INTO "items_search" (rowid, title, text, beyond_ascii)
+    VALUES (new.rowid, new.title, new.text,
+        CASE WHEN length(coalesce(new.title, '') || coalesce(new.text, ''))
+            = length(CAST(coalesce(new.title, '') || coalesce(new.text, '') AS BLOB)) THEN '' ELSE 'yes' END);
+END""",
+        """CREATE TRIGGER "items_search_delete" AFTER DELETE ON "items" BEGIN
+    INSERT INTO "items_search" ("items_search", rowid, title, text, beyond_ascii)
+    VALUES ('delete', old.rowid, old.title, old.text,
+        CASE WHEN length(coalesce(old.title, '') || coalesce(old.text, ''))
+            = length(CAST(coalesce(old.title, '') || coalesce(old.text, '') AS BLOB)) THEN '' ELSE 'yes' END);
+END""",
+        """CREATE TRIGGER "items_search_update" AFTER UPDATE OF title, text ON "items" BEGIN
+    INSERT INTO "items_search" ("items_search", rowid, title, text, beyond_ascii)
+    VALUES ('delete', old.rowid, old.title, old.text,
+        CASE WHEN length(coalesce(old.title, '') || coalesce(old.text, ''))
+            = length(CAST(coalesce(old.title, '') || coalesce(old.text, '') AS BLOB)) THEN '' ELSE 'yes' END);
+    INSERT INTO "items_search" (rowid, title, text, beyond_ascii)
+    VALUES (new.rowid, new.title, new.text,
+        CASE WHEN length(coalesce(new.title, '') || coalesce(new.text, ''))
+            = length(CAST(coalesce(new.title, '') || coalesce(new.text, '') AS BLOB)) THEN '' ELSE 'yes' END);
+END""",
+        """CREATE VIEW "mentions" AS
+SELECT
+    i.key,
+    i.rowid AS item_rowid,
+    coalesce(i.created_at, i.first_seen_at) AS posted_at,
+    substr(coalesce(i.created_at, i.first_seen_at), 1, 10) AS day,
+    i.source,
+    i.monitor,
+    i.kind,
+    i.author,
+    i.title,
+    i.text,
+    i.url,
+    i.rating,
+    i.language,
+    (SELECT json_group_array(DISTINCT label.value) FROM "matches" m, json_each(m.labels) label
+        WHERE m.item_key = i.key) AS labels,
+    (SELECT group_concat(m.pack || '/' || m.rule_id, ', ') FROM "matches" m WHERE m.item_key = i.key) AS rules,
+    q.status AS reply,
+    q.deadline AS reply_deadline,
+    q.answered_at,
+    i.first_seen_at AS found_at
+FROM "items" i LEFT JOIN "queries" q ON q.item_key = i.key""",
+    ))
+
+
+@migrations()
+def m008_quarantine(db) -> None:
+    """Items a run could not store even after sanitising, kept aside with the reason (monitors/sanitize.py)."""
+    _run(db, (
+        """CREATE TABLE "quarantine" (
+   "item_key" TEXT PRIMARY KEY,
+   "monitor" TEXT NOT NULL,
+   "reason" TEXT NOT NULL,
+   "sample" TEXT,
+   "first_seen_at" TEXT NOT NULL,
+   "last_seen_at" TEXT NOT NULL,
+   "times" INTEGER NOT NULL DEFAULT 1
+)""",
+    ))
+
+
+@migrations()
+def m009_reply_check_failures(db) -> None:
+    """Failed reply checks are reported like failed fetches and never count as "not answered".
+
+    Per monitor: how many runs in a row had a reply check fail, the last
+    such error and when, and what was last reported about it (`reply_health`
+    "ok" or "failing", one notice per incident, like `health`). Per query:
+    when its last look failed (`check_failed_at`, later than
+    `last_checked_at` while the failure stands) and when that streak of
+    failed looks began: a query in such a streak is not escalated.
+    """
+    _run(db, (
+        """ALTER TABLE "monitor_state" ADD COLUMN "reply_check_failures" INTEGER NOT NULL DEFAULT 0""",
+        """ALTER TABLE "monitor_state" ADD COLUMN "last_reply_check_error" TEXT""",
+        """ALTER TABLE "monitor_state" ADD COLUMN "last_reply_check_error_at" TEXT""",
+        """ALTER TABLE "monitor_state" ADD COLUMN "reply_health" TEXT""",
+        """ALTER TABLE "monitor_state" ADD COLUMN "reply_health_since" TEXT""",
+        """ALTER TABLE "monitor_state" ADD COLUMN "reply_health_incidents" INTEGER NOT NULL DEFAULT 0""",
+        """ALTER TABLE "queries" ADD COLUMN "check_failed_at" TEXT""",
+        """ALTER TABLE "queries" ADD COLUMN "check_failing_since" TEXT""",
+    ))

@@ -12,7 +12,8 @@ import json
 from datetime import datetime
 from typing import Any, Iterable
 
-from earful.core import iso, parse_time
+from earful.core import SEVERITY_ORDER, iso, parse_time
+from earful.core.redaction import redact
 
 from .records import OutboxRow
 
@@ -23,8 +24,30 @@ DELIVERED_REMOTE_ID = "select remote_id from outbox where key = ? and status = '
 DELIVERED_OF_CLUSTER = "select * from outbox where cluster = ? and kind = ? and status = 'delivered' order by id"
 ALERT_DESTINATIONS = "select destination, key from outbox where cluster = ? and kind = 'alert' order by id"
 UNDELIVERED_ALERTS = "select count(*) as n from outbox where cluster = ? and kind = 'alert' and status != 'delivered'"
-DUE = ("select * from outbox where status in ('pending', 'sending') and (next_attempt_at is null or next_attempt_at <= ?) "
-       "order by id")
+
+
+def _rank(severity: str) -> str:
+    """SQL turning the severity name `severity` into its SEVERITY_ORDER number."""
+    return f"case {severity} " + " ".join(f"when '{name}' then {n}" for name, n in SEVERITY_ORDER.items()) + " end"
+
+
+NOTICE_SEVERITY = "json_extract(p.value, '$.severity')"
+SEVERITY_RANK = (
+    f"coalesce((select max({_rank('m.severity')}) from matches m join items i on i.key = m.item_key "
+    "where i.cluster = outbox.cluster), "
+    f"(select max({_rank(NOTICE_SEVERITY)}) "
+    "from json_each(case when json_valid(outbox.payload) then outbox.payload end, '$.matches') p), "
+    f"{SEVERITY_ORDER['medium']})"
+)
+"""A row's most severe match: the cluster's stored matches, else those a notice carries in its payload,
+else medium (a digest)."""
+
+MOST_SEVERE_FIRST = f"order by {SEVERITY_RANK} desc, created_at, id"
+"""Delivery order: a high-severity complaint never waits behind older low-severity chatter."""
+UNDELIVERED = "status in ('pending', 'sending')"
+DUE = (f"select * from outbox where {UNDELIVERED} and (next_attempt_at is null or next_attempt_at <= ?) "
+       f"{MOST_SEVERE_FIRST}")
+UNDELIVERED_OF = f"select * from outbox where {UNDELIVERED} and destination = ? {MOST_SEVERE_FIRST}"
 ALL = "select * from outbox order by id"
 WITH_STATUS = "select * from outbox where status = ? order by id"
 PENDING_COUNT = "select count(*) as n from outbox where status in ('pending', 'sending')"
@@ -35,6 +58,9 @@ MARK_FAILED = "update outbox set status = ?, last_error = ?, next_attempt_at = ?
 STATS = "select destination, status, count(*) as n from outbox group by destination, status"
 SENT_PER_MONITOR = ("select monitor, count(*) as n from outbox where status = 'delivered' and delivered_at >= ? "
                     "group by monitor")
+LAST_ATTEMPTS = ("select destination, status, last_error, last_attempt_at from (select *, row_number() over "
+                 "(partition by destination order by last_attempt_at desc, id desc) as n from outbox "
+                 "where last_attempt_at is not null) where n = 1")
 
 
 class OutboxTable:
@@ -72,8 +98,13 @@ class OutboxTable:
         return self._row(UNDELIVERED_ALERTS, [cluster])["n"]
 
     def due_outbox(self, now: datetime, destinations: Iterable[str] | None = None) -> list[OutboxRow]:
+        """Rows whose (back-off) time has come, most severe first, then oldest first."""
         wanted = None if destinations is None else set(destinations)
         return [OutboxRow.from_row(r) for r in self._rows(DUE, [iso(now)]) if wanted is None or r["destination"] in wanted]
+
+    def undelivered_outbox(self, destination: str) -> list[OutboxRow]:
+        """Every row still to deliver to `destination`, backed off or not, most severe first."""
+        return [OutboxRow.from_row(r) for r in self._rows(UNDELIVERED_OF, [destination])]
 
     def outbox_rows(self, status: str | None = None) -> list[OutboxRow]:
         rows = self._rows(ALL) if status is None else self._rows(WITH_STATUS, [status])
@@ -98,6 +129,7 @@ class OutboxTable:
     def mark_failed(self, row_id: int, error: str, next_attempt_at: datetime, *, permanent: bool = False,
                     in_doubt: bool = False) -> None:
         """Back off; a row `in_doubt` stays 'sending' so the next attempt reconciles before resending."""
+        error = redact(error)  # a destination's error may quote its library's exception, URL or headers
         with self.transaction():
             self.db.execute(MARK_FAILED, ["sending" if in_doubt else "pending", error, iso(next_attempt_at), int(permanent), row_id])
 
@@ -109,3 +141,7 @@ class OutboxTable:
 
     def sent_per_monitor(self, since: datetime) -> dict[str, int]:
         return {r["monitor"]: r["n"] for r in self._rows(SENT_PER_MONITOR, [iso(since)])}
+
+    def last_delivery_attempts(self) -> dict[str, dict[str, Any]]:
+        """destination -> its most recent send (status, last_error, last_attempt_at): is it failing right now?"""
+        return {r["destination"]: r for r in self._rows(LAST_ATTEMPTS)}

@@ -2,7 +2,9 @@
 
 A query is opened in `ingest`'s transaction, next to the alert it belongs
 to; later checks move it to answered, unknown (the channel cannot show
-replies) or unanswered (given up long after its deadline). `update_pending`
+replies) or unanswered (given up long after its deadline). One found when
+it would already have been given up opens as `late` and is never due nor
+breached: only `open` queries are checked and escalated. `update_pending`
 stays 1 until every delivered message of an answered item has been edited.
 """
 
@@ -36,6 +38,8 @@ SEEN_SINCE = "select * from queries where seen_at >= ? order by source"
 ALL = "select * from queries order by posted_at"
 NEXT_CHECK = "select min(next_check_at) as t from queries where status = 'open'"
 NEXT_DEADLINE = "select min(deadline) as t from queries where status = 'open' and escalated_at is null"
+OPEN_PER_MONITOR = ("select monitor, count(*) as open, sum(case when deadline <= ? then 1 else 0 end) as breached "
+                    "from queries where status = 'open' group by monitor")
 
 
 class QueriesTable:
@@ -113,3 +117,7 @@ class QueriesTable:
         """The earliest deadline still waiting for its escalation."""
         row = self._row(NEXT_DEADLINE)
         return parse_time(row["t"]) if row and row["t"] else None
+
+    def open_queries_per_monitor(self, now: datetime) -> dict[str, tuple[int, int]]:
+        """monitor -> (queries waiting for the brand's reply, how many of them are past their deadline)."""
+        return {r["monitor"]: (r["open"], r["breached"]) for r in self._rows(OPEN_PER_MONITOR, [iso(now)])}

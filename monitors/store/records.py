@@ -65,7 +65,7 @@ class Query:
     seen_at: datetime
     deadline: datetime
     sla: timedelta
-    status: str  # open | answered | unknown | unanswered
+    status: str  # open | answered | unknown | unanswered | late (found too late to track)
     checks: int
     next_check_at: datetime | None
     answered_at: datetime | None

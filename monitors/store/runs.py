@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from earful.core import iso, parse_time
+from earful.core.redaction import redact
 
 MONITOR_STATE = "select * from monitor_state where monitor = ?"
 ALL_MONITOR_STATES = "select * from monitor_state"
@@ -55,6 +56,7 @@ class RunsTable:
     def finish_run(self, run_id: int, monitor: str, *, ok: bool, now: datetime, fetched: int = 0, new_items: int = 0,
                    alerts: int = 0, requests: int = 0, error: str | None = None, defer_until: datetime | None = None,
                    not_modified: bool = False) -> None:
+        error = redact(error) if error else error  # it may quote a library's exception, URL or headers
         with self.transaction():
             self.db.execute(FINISH_RUN, [iso(now), "ok" if ok else "failed", fetched, new_items, alerts, requests, error,
                                          int(not_modified), run_id])
