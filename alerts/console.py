@@ -25,9 +25,10 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.text import Text
 
+from earful.core import Alert
+
 from . import format as fmt
 from .base import Destination, DestinationOptions, digest_content
-from earful.core import Alert
 
 SEVERITY_STYLE: dict[str, str] = {"low": "blue", "medium": "yellow", "high": "dark_orange", "critical": "bold red"}
 EXCERPT_CHARS = 600

@@ -60,11 +60,16 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
-from earful.core import Names
+from earful.core import Alert, Names
 
 from . import tickets as tk
-from .base import DeliveryError, Destination, DestinationOptions, decode_png, digest_content
-from earful.core import Alert
+from .base import (
+    DeliveryError,
+    Destination,
+    DestinationOptions,
+    decode_png,
+    digest_content,
+)
 
 if TYPE_CHECKING:
     import smtplib

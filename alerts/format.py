@@ -14,9 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 
-from earful.core import Mention
-
-from earful.core import Alert
+from earful.core import Alert, Mention
 
 ELLIPSIS = "…"
 

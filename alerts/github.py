@@ -55,11 +55,10 @@ from urllib.parse import quote
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
-from earful.core import Names
+from earful.core import Alert, Names
 
 from . import tickets as tk
 from .base import DeliveryError, Destination, DestinationOptions
-from earful.core import Alert
 
 if TYPE_CHECKING:
     import requests

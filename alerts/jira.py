@@ -50,11 +50,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
-from earful.core import Names, Severity
+from earful.core import Alert, Names, Severity
 
 from . import tickets as tk
 from .base import DeliveryError, Destination, DestinationOptions
-from earful.core import Alert
 
 log = logging.getLogger(__name__)
 

@@ -49,11 +49,16 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
 
-from earful.core import Severity, one_or_many
+from earful.core import Alert, Severity, one_or_many
 
 from . import format as fmt
-from .base import DeliveryError, Destination, DestinationOptions, decode_png, digest_content
-from earful.core import Alert
+from .base import (
+    DeliveryError,
+    Destination,
+    DestinationOptions,
+    decode_png,
+    digest_content,
+)
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -276,7 +281,13 @@ def build_blocks(alert: Alert, *, ping: str | None = None, note: str | None = No
     `ping` is configuration (a user-group mention) and is the only text not
     escaped; `note` is an update line ("answered by @acme after 37 min").
     """
-    from slack_sdk.models.blocks import ContextBlock, DividerBlock, HeaderBlock, PlainTextObject, SectionBlock
+    from slack_sdk.models.blocks import (
+        ContextBlock,
+        DividerBlock,
+        HeaderBlock,
+        PlainTextObject,
+        SectionBlock,
+    )
 
     mention = alert.mention
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=fmt.truncate(fmt.headline(alert), HEADER_LIMIT), emoji=True))]

@@ -44,11 +44,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from urllib.parse import quote, urlsplit
 
-from earful.core import SEVERITY_ORDER
+from earful.core import SEVERITY_ORDER, Alert
 
 from . import format as fmt
 from .base import DeliveryError
-from earful.core import Alert
 
 if TYPE_CHECKING:
     import requests

@@ -69,9 +69,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
+from earful.core import Alert
+
 from . import tickets as tk
 from .base import DeliveryError, Destination, DestinationOptions, NotVerifiable
-from earful.core import Alert
 
 if TYPE_CHECKING:
     import requests

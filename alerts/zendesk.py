@@ -41,13 +41,19 @@ import re
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 
-from earful.core import Names, Severity
+from earful.core import Alert, Names, Severity
 
 from . import tickets as tk
 from .base import Destination, DestinationOptions
-from earful.core import Alert
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,9 @@ from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
 from earful.core import Mention
-from earful.rules.models import RulePack
 from earful.core.normalize import normalize
 from earful.core.query import And, Filter, Node, Not, Or, Term, parse
+from earful.rules.models import RulePack
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "=": operator.eq, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,

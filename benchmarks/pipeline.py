@@ -151,8 +151,8 @@ def stream(config: Any, items: int, seed: int = 5) -> tuple[list[Mention], dict[
 
 def scan(config: Any, mentions: list[Mention], batch: int = BATCH) -> dict[str, Any]:
     """Run the monitor once per `batch` mentions; returns timings and what the runs reported."""
-    from earful.monitors.runner import run_monitor
     from earful.core import utcnow
+    from earful.monitors.runner import run_monitor
     from earful.monitors.store import Store
 
     monitor = config.monitors["replay"]

@@ -52,7 +52,13 @@ from pydantic import Field, field_validator
 from earful.core import Mention, parse_time
 from earful.core.durations import Duration
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult
+from .base import (
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    ConnectorOptions,
+    FetchResult,
+)
 from .http import HttpClient, redact_url
 from .paging import Page, Watermark, page_back
 from .reviews import lookback_field, recent_only

@@ -76,14 +76,22 @@ from typing import Any, Mapping
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
-from earful.core import Mention
+from earful.core import Mention, parse_time, retry_after_header
 from earful.core.durations import Duration
+
+from .base import (
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    ConnectorOptions,
+    FetchResult,
+    ReplyStatus,
+)
 from .http import HttpClient, error_for_status, redact_url
 from .paging import Page, Watermark, page_back
-from .pushdown import all_words_queries  # words every match contains, as for Hacker News
-from earful.core import parse_time, retry_after_header
-
+from .pushdown import (
+    all_words_queries,  # words every match contains, as for Hacker News
+)
 
 PUBLIC_APPVIEW = "https://public.api.bsky.app"
 DEFAULT_PDS = "https://bsky.social"

@@ -260,7 +260,8 @@ class BrowserSession:
 
     def load(self, url: str, script: str, arg: Any = None, *, on_response: Callable[[LoadedPage], None] | None = None) -> LoadedPage:
         """Open `url` and evaluate `script`; `on_response` may raise on the status before the script runs."""
-        from playwright.sync_api import Error, TimeoutError as PlaywrightTimeout
+        from playwright.sync_api import Error
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
         shown = redact_url(url)
         self.count += 1

@@ -26,7 +26,15 @@ from urllib.parse import quote
 
 from pydantic import field_validator
 
-from .reviews import Review, ReviewSiteConnector, ReviewSiteOptions, clean_text, first_match, parse_rating, parse_when
+from .reviews import (
+    Review,
+    ReviewSiteConnector,
+    ReviewSiteOptions,
+    clean_text,
+    first_match,
+    parse_rating,
+    parse_when,
+)
 
 DEFAULT_ROOT = "https://www.capterra.com"
 

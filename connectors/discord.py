@@ -85,13 +85,20 @@ from typing import Any, Mapping
 
 from pydantic import Field, SecretStr, field_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
-from earful.core import Mention
-from earful.core.normalize import url_host
+from earful.core import Mention, parse_time
 from earful.core.durations import Duration
+from earful.core.normalize import url_host
+
+from .base import (
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    ConnectorOptions,
+    FetchResult,
+    ReplyStatus,
+)
 from .http import HttpClient, error_for_status, redact_url, split_url
 from .paging import Page, page_forward
-from earful.core import parse_time
 
 DEFAULT_BASE = "https://discord.com/api/v10"
 API_SUFFIX = "/api/v10"

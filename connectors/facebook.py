@@ -74,9 +74,9 @@ from pydantic import Field
 
 from earful.core import Mention, parse_time
 
-from .http import split_url
 from .base import Connector, ConnectorContext, ConnectorError, FetchResult, ReplyStatus
 from .graph import GraphOptions, Watermark, epoch, first_line, is_gone, young_threads
+from .http import split_url
 
 SOURCE = "facebook"
 SITE = "facebook.com"

@@ -48,10 +48,18 @@ from typing import Any, Iterator, Mapping
 
 from pydantic import Field, field_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
 from earful.core import Mention
 from earful.core.durations import Duration
 from earful.core.normalize import url_host
+
+from .base import (
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    ConnectorOptions,
+    FetchResult,
+    ReplyStatus,
+)
 from .http import HttpClient, html_to_text, redact_url
 from .pushdown import all_words_queries
 

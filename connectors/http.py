@@ -16,7 +16,14 @@ import html
 import re
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, Collection, Mapping
-from urllib.parse import SplitResult, parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import (
+    SplitResult,
+    parse_qsl,
+    urlencode,
+    urljoin,
+    urlsplit,
+    urlunsplit,
+)
 
 from earful.core import retry_after_header
 from earful.core.redaction import SECRET_NAME, redact

@@ -76,7 +76,14 @@ from pydantic import Field, SecretStr, field_validator
 from earful.core import Mention, parse_time, retry_after_header
 from earful.core.durations import Duration
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
+from .base import (
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    ConnectorOptions,
+    FetchResult,
+    ReplyStatus,
+)
 from .graph import OVERLAP, Watermark
 from .http import HttpClient, error_for_status, redact_url
 

@@ -87,14 +87,23 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
-from earful.core import Mention
-from earful.core.normalize import url_host
+from earful.core import Mention, parse_time, retry_after_header
 from earful.core.durations import Duration
+from earful.core.normalize import url_host
+
+from .base import (
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    ConnectorOptions,
+    FetchResult,
+    ReplyStatus,
+)
 from .http import HttpClient, error_for_status, html_to_text, redact_url, split_url
 from .paging import Page, Watermark, page_back, page_forward
-from .pushdown import all_words_queries  # words every match contains, as for Hacker News
-from earful.core import parse_time, retry_after_header
+from .pushdown import (
+    all_words_queries,  # words every match contains, as for Hacker News
+)
 
 PAGE = 40  # Mastodon's maximum for timelines and search
 OVERLAP_PAGES = 3  # pages of the federation-lag overlap re-read per stream, beyond `max_pages`

@@ -56,11 +56,19 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
 from earful.core import Mention, parse_retry_after, retry_after_header
 from earful.core.durations import Duration
-from .paging import CatchUp, Page, Watermark, page_back
+
+from .base import (
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    ConnectorOptions,
+    FetchResult,
+    ReplyStatus,
+)
 from .http import error_for_status, html_to_text, redact_url, split_url
+from .paging import CatchUp, Page, Watermark, page_back
 from .pushdown import compile_query
 
 if TYPE_CHECKING:

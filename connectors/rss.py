@@ -41,8 +41,15 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, model_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult
 from earful.core import Mention
+
+from .base import (
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    ConnectorOptions,
+    FetchResult,
+)
 from .http import HttpClient, html_to_text, join_url, redact_url, split_url
 from .reddit import rendered_text
 

@@ -82,9 +82,17 @@ from typing import Any, Iterable, Iterator, Literal, Mapping
 
 from pydantic import Field, SecretStr, field_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
 from earful.core import Mention, retry_after_header
 from earful.core.durations import Duration
+
+from .base import (
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    ConnectorOptions,
+    FetchResult,
+    ReplyStatus,
+)
 from .http import HttpClient
 
 SOURCE = "telegram"

@@ -59,13 +59,21 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from .base import Connector, ConnectorContext, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
 from earful.core import Mention, parse_time
-from earful.core.normalize import url_host
 from earful.core.durations import Duration
-from .pushdown import compile_query
+from earful.core.normalize import url_host
+
+from .base import (
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    ConnectorOptions,
+    FetchResult,
+    ReplyStatus,
+)
 from .http import error_for_status
 from .paging import Page, Watermark, page_back
+from .pushdown import compile_query
 
 if TYPE_CHECKING:
     import tweepy

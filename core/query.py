@@ -49,14 +49,13 @@ read in one place:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
-import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Collection, Iterator, NamedTuple, Union
 
 from .mention import KINDS
-
 from .normalize import normalize, normalize_author, normalize_language, normalize_site
 
 TEXT_FIELDS = ("title",)

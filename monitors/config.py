@@ -21,19 +21,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from earful import alerts, connectors
 from earful.connectors.base import ConnectorOptions
-from earful.rules.models import RulePack
 from earful.core import Names, parse_duration
 from earful.core.durations import Duration
+from earful.rules.models import RulePack
 
 if TYPE_CHECKING:
     from .business_hours import BusinessHours
 
 from .digest import DigestConfig
-from .placeholders import placeholder_problems
 from .digest import config_problems as digest_problems
+from .placeholders import placeholder_problems
 from .spikes import SpikeConfig
-from .yamlfile import (ConfigError, Problem, YamlDocument, display_name, environment, expand_env, load_yaml,
-                       warn_if_exposed)
+from .yamlfile import (
+    ConfigError,
+    Problem,
+    YamlDocument,
+    display_name,
+    environment,
+    expand_env,
+    load_yaml,
+    warn_if_exposed,
+)
 
 DEFAULT_SCHEDULE = "*/15 * * * *"
 

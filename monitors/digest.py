@@ -50,10 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from earful.core import Mention
-from earful.core import SEVERITY_ORDER, Names
-
-from earful.core import iso, parse_time
+from earful.core import SEVERITY_ORDER, Mention, Names, iso, parse_time
 
 from .store import OutboxRow, Store
 

@@ -30,11 +30,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from earful.alerts import format as fmt
-from earful.core import Mention
-from earful.core import format_duration
+from earful.core import Mention, format_duration, iso
 
 from .digest import Change, Digest, TopItem
-from earful.core import iso
 
 if TYPE_CHECKING:
     from slack_sdk.models.blocks import Block
@@ -475,7 +473,12 @@ def _slack_sections(part: Part, room: int) -> list["Block"]:
 
 def slack_blocks(digest: Digest, *, chart: bool = False) -> list["Block"]:
     """The Block Kit message: header, summary, one or more sections per part, footer; under 50 blocks."""
-    from slack_sdk.models.blocks import ContextBlock, DividerBlock, HeaderBlock, PlainTextObject
+    from slack_sdk.models.blocks import (
+        ContextBlock,
+        DividerBlock,
+        HeaderBlock,
+        PlainTextObject,
+    )
 
     from earful.alerts.slack import fit
 

@@ -16,8 +16,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from earful.alerts import format as fmt
-from earful.core import Mention
-from earful.core import SEVERITY_ORDER, Match
+from earful.core import SEVERITY_ORDER, Match, Mention
 
 from .store import OutboxRow, Store, match_to_row, mention_to_row
 

@@ -31,11 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
-from earful.core import Mention
-from earful.core import Match, format_duration
+from earful.core import Match, Mention, format_duration, parse_time
 
 from .config import Config, MonitorConfig
-from earful.core import parse_time
 from .store import Store, match_to_row, mention_to_row
 
 RUN_HEALTH = "earful:run"  # the run's own health row in monitor_state: no monitor can be named so by accident

@@ -14,8 +14,12 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .yamlfile import Problem, YamlDocument, display_name
-from .yamlfile import ENV_REFERENCE  # the one `${VAR}` grammar
+from .yamlfile import (
+    ENV_REFERENCE,  # the one `${VAR}` grammar
+    Problem,
+    YamlDocument,
+    display_name,
+)
 
 PLACEHOLDER = re.compile(
     r"your[-_ ]|change[-_ ]?me|replace[-_ ]?me|placeholder|<[^<>]*>|(?:^|[-_.:/ ])x{3,}(?:$|[-_.:/ ])",

@@ -44,11 +44,9 @@ from typing import Any, Callable
 
 from earful.alerts.base import DeliveryError
 from earful.connectors.base import Connector, ReplyStatus
-from earful.core import Mention
-from earful.core import Match, format_duration
+from earful.core import Match, Mention, format_duration, parse_time
 
 from .config import Config
-from earful.core import parse_time
 from .store import Query, Recorded, Store
 
 log = logging.getLogger("earful.replies")

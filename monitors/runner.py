@@ -28,10 +28,15 @@ from functools import partial
 from typing import Callable, Sequence
 
 from earful import connectors
-from earful.connectors.base import Connector, ConnectorContext, ConnectorError, RequestBudget, RunResources
-from earful.core import Mention
+from earful.connectors.base import (
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    RequestBudget,
+    RunResources,
+)
+from earful.core import Match, Mention, format_duration, parse_time, utcnow
 from earful.rules.models import RulePack
-from earful.core import Match
 
 from . import digest as digests
 from . import faults, health, idle, isolation, replies, spikes
@@ -40,7 +45,6 @@ from .lock import run_lock
 from .outbox import DeliveryReport, DestinationPool, build_alert, deliver
 from .routing import Router, destinations_for
 from .schedule import is_due, next_due
-from earful.core import format_duration, parse_time, utcnow
 from .store import Store
 
 log = logging.getLogger("earful.run")

@@ -36,10 +36,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from earful.core import Mention
-from earful.core import Match, Names, format_duration, one_or_many, parse_duration
-
-from earful.core import iso
+from earful.core import (
+    Match,
+    Mention,
+    Names,
+    format_duration,
+    iso,
+    one_or_many,
+    parse_duration,
+)
 
 from .store import Store, match_to_row, mention_to_row
 

@@ -45,10 +45,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Iterable, Sequence, Union
 
-from earful.core import KINDS, Mention
-
-from .models import Rule, RulePack
-from earful.core import Match
+from earful.core import KINDS, Match, Mention
 from earful.core.normalize import (
     SEPARATOR,
     language_matches,
@@ -58,7 +55,21 @@ from earful.core.normalize import (
     site_matches,
     url_host,
 )
-from earful.core.query import RATING_RANGE, And, Atom, Filter, Node, Not, Or, QueryError, Term, atoms, parse
+from earful.core.query import (
+    RATING_RANGE,
+    And,
+    Atom,
+    Filter,
+    Node,
+    Not,
+    Or,
+    QueryError,
+    Term,
+    atoms,
+    parse,
+)
+
+from .models import Rule, RulePack
 
 MAX_SEARCH_ATOMS = 14  # never_matches tries assignments only for queries this small
 

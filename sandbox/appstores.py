@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import base64
 import json
-from html import escape
 import re
 import threading
 import uuid
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from html import escape
 from typing import Any
 from urllib.parse import parse_qs
 

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from earful.connectors.base import Connector, ConnectorError, ConnectorOptions, FetchResult, ReplyStatus
+from earful.connectors.base import (
+    Connector,
+    ConnectorError,
+    ConnectorOptions,
+    FetchResult,
+    ReplyStatus,
+)
 from earful.core import Mention
 
 

@@ -8,7 +8,8 @@ import json
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from earful.alerts import console, format as fmt, slack, tickets
+from earful.alerts import console, slack, tickets
+from earful.alerts import format as fmt
 
 from .sample_alerts import alert_to, mention
 

@@ -15,9 +15,15 @@ from pydantic import ValidationError
 from earful.connectors import load
 from earful.connectors.appstore import AppStoreConnector, AppStoreOptions
 from earful.connectors.base import ConnectorContext, ConnectorError
-from earful.core import Mention
 from earful.connectors.googleplay import GooglePlayConnector, GooglePlayOptions
-from earful.sandbox.appstores import DEPTH_LIMIT_TEXT, PLAY_PREFIX, AppStoresServer, demo_source, demo_sources
+from earful.core import Mention
+from earful.sandbox.appstores import (
+    DEPTH_LIMIT_TEXT,
+    PLAY_PREFIX,
+    AppStoresServer,
+    demo_source,
+    demo_sources,
+)
 from earful.sandbox.server import Response
 
 from .deploy import write_deployment

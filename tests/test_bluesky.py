@@ -15,8 +15,13 @@ from pydantic import ValidationError
 
 from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError
+from earful.connectors.bluesky import (
+    BlueskyConnector,
+    BlueskyOptions,
+    expand_links,
+    post_mention,
+)
 from earful.core import Mention
-from earful.connectors.bluesky import BlueskyConnector, BlueskyOptions, expand_links, post_mention
 from earful.sandbox.bluesky import BlueskyServer, demo_source
 from earful.sandbox.server import Response
 

@@ -19,7 +19,15 @@ from earful.sandbox.webhook import WebhookReceiver
 from earful.sandbox.zendesk import ZendeskServer
 
 from .deploy import write_deployment
-from .support import CHANNEL, POSTS, RULES, SLACK_ENV, SLACK_TOKEN, atom, slack_destination
+from .support import (
+    CHANNEL,
+    POSTS,
+    RULES,
+    SLACK_ENV,
+    SLACK_TOKEN,
+    atom,
+    slack_destination,
+)
 from .test_cli import invoke
 from .test_email import PASSWORD, USER, authenticator, serve  # noqa: F401  (serve is a fixture)
 from .test_email import destination as email_destination

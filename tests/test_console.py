@@ -7,10 +7,8 @@ from datetime import datetime, timezone
 import pytest
 
 from earful.alerts import load
-from earful.core import Alert
 from earful.alerts.console import ConsoleDestination, ConsoleOptions
-from earful.core import Mention
-from earful.core import Match
+from earful.core import Alert, Match, Mention
 
 
 def mention(n: int = 1, **changes: object) -> Mention:

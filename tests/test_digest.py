@@ -8,16 +8,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from earful.core import Mention
+from earful.alerts.email import EmailDestination, EmailOptions
+from earful.core import Match, Mention, iso
 from earful.monitors import digest as dg
 from earful.monitors import digest_render as render
-from earful.sandbox.slack import block_problems
 from earful.monitors import outbox
 from earful.monitors.outbox import DestinationPool
-from earful.core import iso
 from earful.monitors.store import Store, mention_to_row
-from earful.core import Match
-from earful.alerts.email import EmailDestination, EmailOptions
+from earful.sandbox.slack import block_problems
 
 from .deploy import write_deployment
 from .support import CHANNEL, SLACK_ENV, slack_destination

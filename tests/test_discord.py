@@ -14,8 +14,14 @@ from pydantic import ValidationError
 
 from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError
+from earful.connectors.discord import (
+    DiscordConnector,
+    DiscordOptions,
+    render_content,
+    snowflake_at,
+    snowflake_time,
+)
 from earful.core import Mention
-from earful.connectors.discord import DiscordConnector, DiscordOptions, render_content, snowflake_at, snowflake_time
 from earful.sandbox.discord import FORUM, DiscordServer, demo_source
 from earful.sandbox.server import Response
 

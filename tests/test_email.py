@@ -33,9 +33,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword  # noqa: E402
 
 from earful import alerts  # noqa: E402
 from earful.alerts.base import DeliveryError
-from earful.core import Alert
 from earful.alerts.email import EmailDestination, EmailOptions  # noqa: E402
-from earful.core import Mention
+from earful.core import Alert, Mention
 
 from .sample_alerts import BREACH, NOTE, T0, alert_to, mention
 
@@ -156,11 +155,12 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     directory = tmp_path_factory.mktemp("tls")
     cert, key = directory / "cert.pem", directory / "key.pem"
     try:
+        import ipaddress
+
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec
         from cryptography.x509.oid import NameOID
-        import ipaddress
 
         private = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])

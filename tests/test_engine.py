@@ -13,10 +13,17 @@ from functools import lru_cache
 import pytest
 
 from earful.core import KINDS, Mention
-from earful.rules.engine import Matcher, RuleCompileError, RuleProblem, keyword, matches_query, never_matches
-from earful.rules.models import Rule, RulePack
 from earful.core.normalize import normalize
 from earful.core.query import Filter, Node, Not, QueryError, Term, parse
+from earful.rules.engine import (
+    Matcher,
+    RuleCompileError,
+    RuleProblem,
+    keyword,
+    matches_query,
+    never_matches,
+)
+from earful.rules.models import Rule, RulePack
 
 
 def mention(text: str = "", title: str = "", **fields: object) -> Mention:

@@ -14,10 +14,24 @@ from pydantic import ValidationError
 
 from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError
-from earful.core import Mention, parse_time
 from earful.connectors.facebook import FacebookConnector, FacebookOptions
-from earful.connectors.graph import OVERLAP, SEEN_LIMIT, Watermark, first_line, permission_from, regain_access_seconds
-from earful.sandbox.meta import PAGE_ID, TOKEN, MetaGraphServer, demo_source, graph_error, rate_limited
+from earful.connectors.graph import (
+    OVERLAP,
+    SEEN_LIMIT,
+    Watermark,
+    first_line,
+    permission_from,
+    regain_access_seconds,
+)
+from earful.core import Mention, parse_time
+from earful.sandbox.meta import (
+    PAGE_ID,
+    TOKEN,
+    MetaGraphServer,
+    demo_source,
+    graph_error,
+    rate_limited,
+)
 from earful.sandbox.server import Response
 
 from .deploy import Deployment, acme_rules, write_deployment

@@ -31,9 +31,13 @@ from earful.monitors import digest as dg
 from earful.monitors import digest_render as render
 from earful.monitors.routing import Router
 from earful.monitors.store import Store
-from earful.sandbox.jira import DEFAULT_API_TOKEN as JIRA_TOKEN, DEFAULT_EMAIL as JIRA_EMAIL, JiraServer
+from earful.sandbox.jira import DEFAULT_API_TOKEN as JIRA_TOKEN
+from earful.sandbox.jira import DEFAULT_EMAIL as JIRA_EMAIL
+from earful.sandbox.jira import JiraServer
 from earful.sandbox.meta import instagram_demo_source
-from earful.sandbox.zendesk import DEFAULT_API_TOKEN as ZENDESK_TOKEN, DEFAULT_EMAIL as ZENDESK_EMAIL, ZendeskServer
+from earful.sandbox.zendesk import DEFAULT_API_TOKEN as ZENDESK_TOKEN
+from earful.sandbox.zendesk import DEFAULT_EMAIL as ZENDESK_EMAIL
+from earful.sandbox.zendesk import ZendeskServer
 
 from .deploy import CONSOLE, Deployment, write_deployment
 from .support import CHANNEL, SLACK_ENV, slack_destination

@@ -21,8 +21,17 @@ from earful.core import Mention
 from earful.sandbox.appstores import AppStoresServer
 from earful.sandbox.mastodon import MastodonServer
 from earful.sandbox.server import Response
-from earful.sandbox.telegram import (CHANNEL, GROUP, TOKEN, TelegramServer, origin_channel, origin_chat, origin_hidden_user,
-                                     origin_user, user)
+from earful.sandbox.telegram import (
+    CHANNEL,
+    GROUP,
+    TOKEN,
+    TelegramServer,
+    origin_channel,
+    origin_chat,
+    origin_hidden_user,
+    origin_user,
+    user,
+)
 
 from .deploy import acme_rules, write_deployment
 

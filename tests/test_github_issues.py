@@ -15,11 +15,20 @@ from pydantic import ValidationError
 
 from earful import alerts
 from earful.alerts.base import DeliveryError
-from earful.core import Alert
-from earful.alerts.github import API_VERSION, GitHubDestination, GitHubOptions, key_marker
+from earful.alerts.github import (
+    API_VERSION,
+    GitHubDestination,
+    GitHubOptions,
+    key_marker,
+)
 from earful.alerts.tickets import ZWSP
-from earful.core import Mention
-from earful.sandbox.github import ABUSE_MESSAGE, DEFAULT_REPOSITORY, DEFAULT_TOKEN, GitHubServer
+from earful.core import Alert, Mention
+from earful.sandbox.github import (
+    ABUSE_MESSAGE,
+    DEFAULT_REPOSITORY,
+    DEFAULT_TOKEN,
+    GitHubServer,
+)
 from earful.sandbox.server import Response
 
 from .sample_alerts import BREACH, NOTE, alert_to, mention

@@ -12,9 +12,13 @@ from pydantic import ValidationError
 
 from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError
-from earful.core import Mention
-from earful.connectors.hackernews import HackerNewsConnector, HackerNewsOptions, hit_mention
+from earful.connectors.hackernews import (
+    HackerNewsConnector,
+    HackerNewsOptions,
+    hit_mention,
+)
 from earful.connectors.pushdown import all_words_queries as pushdown
+from earful.core import Mention
 from earful.sandbox.hackernews import HackerNewsServer
 from earful.sandbox.server import Response
 

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError
-from earful.core import Mention
 from earful.connectors.instagram import InstagramConnector, InstagramOptions
+from earful.core import Mention
 from earful.sandbox.meta import (
     IG_USER_ID,
     IG_USERNAME,

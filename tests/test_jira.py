@@ -20,11 +20,16 @@ from pydantic import ValidationError
 
 from earful import alerts
 from earful.alerts.base import DeliveryError
-from earful.core import Alert
 from earful.alerts.jira import ESCALATED_LABEL, JiraDestination, JiraOptions, adf_text
 from earful.alerts.tickets import item_hash
-from earful.core import Mention
-from earful.sandbox.jira import DEFAULT_API_TOKEN, DEFAULT_EMAIL, REMOVED_SEARCH, JiraServer, adf_problems
+from earful.core import Alert, Mention
+from earful.sandbox.jira import (
+    DEFAULT_API_TOKEN,
+    DEFAULT_EMAIL,
+    REMOVED_SEARCH,
+    JiraServer,
+    adf_problems,
+)
 from earful.sandbox.server import Request, Response
 
 from .sample_alerts import BREACH, NOTE, T0, alert_to, mention

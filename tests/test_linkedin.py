@@ -17,9 +17,16 @@ from pydantic import ValidationError
 
 from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError
-from earful.core import Mention
 from earful.connectors.linkedin import LinkedInConnector, LinkedInOptions
-from earful.sandbox.linkedin import ORG, TOKEN, LinkedInServer, demo_source, li_error, throttled
+from earful.core import Mention
+from earful.sandbox.linkedin import (
+    ORG,
+    TOKEN,
+    LinkedInServer,
+    demo_source,
+    li_error,
+    throttled,
+)
 from earful.sandbox.server import Response
 
 from .deploy import Deployment, acme_rules, write_deployment

@@ -14,8 +14,13 @@ from pydantic import ValidationError
 
 from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError
+from earful.connectors.mastodon import (
+    MastodonConnector,
+    MastodonOptions,
+    full_acct,
+    is_brand,
+)
 from earful.core import Mention
-from earful.connectors.mastodon import MastodonConnector, MastodonOptions, full_acct, is_brand
 from earful.sandbox.mastodon import MastodonServer, demo_source
 from earful.sandbox.server import Response
 

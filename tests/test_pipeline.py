@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-import os
 from datetime import timedelta
 
 import pytest
 
+from earful.core import utcnow
 from earful.monitors.cli import main
 from earful.monitors.config import load_config
 from earful.monitors.runner import run
-from earful.core import utcnow
 from earful.monitors.store import Store
 
 from .support import CHANNEL, MATCHING, POSTS, atom, earful

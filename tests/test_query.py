@@ -5,7 +5,18 @@ from __future__ import annotations
 import pytest
 
 from earful.core.normalize import normalize
-from earful.core.query import ANYTHING, And, Filter, Not, Or, QueryError, Term, atoms, parse, parse_search
+from earful.core.query import (
+    ANYTHING,
+    And,
+    Filter,
+    Not,
+    Or,
+    QueryError,
+    Term,
+    atoms,
+    parse,
+    parse_search,
+)
 
 
 def t(text: str, **kw: object) -> Term:

@@ -15,9 +15,9 @@ from pydantic import ValidationError
 
 from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError
-from earful.core import Mention
-from earful.connectors.reddit import RedditConnector, RedditOptions, thing_mention
 from earful.connectors.pushdown import compile_query
+from earful.connectors.reddit import RedditConnector, RedditOptions, thing_mention
+from earful.core import Mention
 from earful.sandbox.reddit import RedditServer
 from earful.sandbox.server import Response
 

@@ -13,8 +13,8 @@ from earful.monitors.business_hours import BusinessHours
 from earful.monitors.runner import run
 from earful.monitors.store import Query, Store
 
-from .fake_connector import SOURCES, Script
 from .deploy import write_deployment
+from .fake_connector import SOURCES, Script
 from .support import CHANNEL, SLA_RULES, SLACK_ENV, slack_destination
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)  # a Monday

@@ -19,12 +19,18 @@ from pydantic import ValidationError
 
 from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError, RunResources
-from earful.core import Mention
-from earful.connectors.browser import CHROMIUM_ENV, RESOURCE_KEY, BrowserOptions, proxy_settings, shared_browser
+from earful.connectors.browser import (
+    CHROMIUM_ENV,
+    RESOURCE_KEY,
+    BrowserOptions,
+    proxy_settings,
+    shared_browser,
+)
 from earful.connectors.capterra import CapterraConnector, CapterraOptions
 from earful.connectors.g2 import G2Connector, G2Options
 from earful.connectors.reviews import ReviewCursor, json_ld, parse_rating, parse_when
 from earful.connectors.trustpilot import TrustpilotConnector, TrustpilotOptions
+from earful.core import Mention
 from earful.sandbox.reviews import ReviewSitesServer, demo_source, demo_sources
 from earful.sandbox.server import Response
 
@@ -403,7 +409,7 @@ def test_ignored_sort_parameter_is_an_error(sites: ReviewSitesServer, browser: R
 
 def test_http_errors_rate_limits_and_timeouts(sites: ReviewSitesServer, browser: RunResources) -> None:
     add(sites, G2, 3)
-    g2 = connector(sites, browser, timeout=1.5)
+    g2 = connector(sites, browser, timeout=10)  # roomy: these pages answer at once; a loaded CI box is slow
     sites.fail_next(Response(429, "<h1>Too Many Requests</h1>", {"Retry-After": "120", "Content-Type": "text/html"}))
     with pytest.raises(ConnectorError, match="rate-limited") as limited:
         g2.fetch(None)

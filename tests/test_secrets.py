@@ -30,12 +30,19 @@ from typing import Any, Iterator
 import pytest
 
 from earful.monitors.demo import demo_sources
-from earful.sandbox.github import DEFAULT_REPOSITORY, DEFAULT_TOKEN as GITHUB_TOKEN, GitHubServer
-from earful.sandbox.jira import DEFAULT_API_TOKEN as JIRA_TOKEN, DEFAULT_EMAIL as JIRA_EMAIL, JiraServer
+from earful.sandbox.github import DEFAULT_REPOSITORY, GitHubServer
+from earful.sandbox.github import DEFAULT_TOKEN as GITHUB_TOKEN
+from earful.sandbox.jira import DEFAULT_API_TOKEN as JIRA_TOKEN
+from earful.sandbox.jira import DEFAULT_EMAIL as JIRA_EMAIL
+from earful.sandbox.jira import JiraServer
 from earful.sandbox.server import DemoSource
-from earful.sandbox.slack import DEFAULT_TOKEN as SLACK_TOKEN, SlackServer
-from earful.sandbox.webhook import DEFAULT_SECRET as HOOK_SECRET, WebhookReceiver
-from earful.sandbox.zendesk import DEFAULT_API_TOKEN as ZENDESK_TOKEN, DEFAULT_EMAIL as ZENDESK_EMAIL, ZendeskServer
+from earful.sandbox.slack import DEFAULT_TOKEN as SLACK_TOKEN
+from earful.sandbox.slack import SlackServer
+from earful.sandbox.webhook import DEFAULT_SECRET as HOOK_SECRET
+from earful.sandbox.webhook import WebhookReceiver
+from earful.sandbox.zendesk import DEFAULT_API_TOKEN as ZENDESK_TOKEN
+from earful.sandbox.zendesk import DEFAULT_EMAIL as ZENDESK_EMAIL
+from earful.sandbox.zendesk import ZendeskServer
 
 from .deploy import write_deployment
 from .support import CHANNEL, earful

@@ -23,11 +23,9 @@ from slack_sdk.models.blocks import Block
 
 from earful.alerts import load
 from earful.alerts.base import DeliveryError
-from earful.core import Alert
 from earful.alerts.slack import EVENT_TYPE, SlackDestination, SlackOptions, fit
-from earful.core import Mention
+from earful.core import Alert, Match, Mention
 from earful.sandbox.slack import DEFAULT_TOKEN, SlackServer
-from earful.core import Match
 
 CHANNEL = "C0123456789"
 HOSTILE = "<!channel> <!here> <!everyone> <@U123> <#C123> <!subteam^S1> <http://evil.example|click here> & <b>"

@@ -6,13 +6,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from earful.core import Mention
+from earful.core import Match, Mention
 from earful.monitors import digest as dg
 from earful.monitors import digest_render as render
 from earful.monitors import spikes
 from earful.monitors.outbox import DestinationPool, build_alert, deliver
 from earful.monitors.store import Store
-from earful.core import Match
 
 from .deploy import write_deployment
 from .support import CHANNEL, SLACK_ENV, slack_destination

@@ -4,9 +4,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from earful.core import Mention
+from earful.core import Match, Mention
 from earful.monitors.store import Store
-from earful.core import Match
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 

@@ -14,10 +14,18 @@ from pydantic import ValidationError
 
 from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError, RunResources
-from earful.core import Mention
 from earful.connectors.telegram import TelegramConnector, TelegramOptions
+from earful.core import Mention
 from earful.sandbox.server import Response
-from earful.sandbox.telegram import DISCUSSION, GROUP, TOKEN, TelegramServer, demo_source, too_many_requests, user
+from earful.sandbox.telegram import (
+    DISCUSSION,
+    GROUP,
+    TOKEN,
+    TelegramServer,
+    demo_source,
+    too_many_requests,
+    user,
+)
 
 from .deploy import acme_rules, write_deployment
 

@@ -38,18 +38,33 @@ import pytest
 from earful import alerts, connectors
 from earful.core import Mention
 from earful.monitors.config import load_config
-from earful.sandbox.feeds import FeedServer
-from earful.sandbox.github import DEFAULT_REPOSITORY, DEFAULT_TOKEN as GITHUB_TOKEN, GitHubServer
-from earful.sandbox.server import Request, Response
-from earful.sandbox.jira import DEFAULT_API_TOKEN as JIRA_TOKEN, DEFAULT_EMAIL as JIRA_EMAIL, JiraServer
-from earful.sandbox.webhook import DEFAULT_SECRET, WebhookReceiver
-from earful.sandbox.zendesk import DEFAULT_API_TOKEN as ZENDESK_TOKEN, DEFAULT_EMAIL as ZENDESK_EMAIL, ZendeskServer
 from earful.monitors.runner import run
 from earful.monitors.store import Store
+from earful.sandbox.feeds import FeedServer
+from earful.sandbox.github import DEFAULT_REPOSITORY, GitHubServer
+from earful.sandbox.github import DEFAULT_TOKEN as GITHUB_TOKEN
+from earful.sandbox.jira import DEFAULT_API_TOKEN as JIRA_TOKEN
+from earful.sandbox.jira import DEFAULT_EMAIL as JIRA_EMAIL
+from earful.sandbox.jira import JiraServer
+from earful.sandbox.server import Request, Response
+from earful.sandbox.webhook import DEFAULT_SECRET, WebhookReceiver
+from earful.sandbox.zendesk import DEFAULT_API_TOKEN as ZENDESK_TOKEN
+from earful.sandbox.zendesk import DEFAULT_EMAIL as ZENDESK_EMAIL
+from earful.sandbox.zendesk import ZendeskServer
 
-from .fake_connector import SOURCES, Script
 from .deploy import write_deployment
-from .support import CHANNEL, MATCHING, POSTS, RULES, SLA_RULES, SLACK_ENV, atom, earful, slack_destination
+from .fake_connector import SOURCES, Script
+from .support import (
+    CHANNEL,
+    MATCHING,
+    POSTS,
+    RULES,
+    SLA_RULES,
+    SLACK_ENV,
+    atom,
+    earful,
+    slack_destination,
+)
 
 SYSTEMS = ("jira", "zendesk", "github")
 RECONCILING = ("slack", *SYSTEMS)  # asked after a crash whether the delivery in doubt arrived: never sent twice

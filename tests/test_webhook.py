@@ -17,9 +17,8 @@ from pydantic import ValidationError
 
 from earful import alerts
 from earful.alerts.base import DeliveryError
-from earful.core import Alert
 from earful.alerts.webhook import WebhookDestination, WebhookOptions, sign, verify
-from earful.core import Mention
+from earful.core import Alert, Mention
 from earful.sandbox.server import Response
 from earful.sandbox.webhook import DEFAULT_SECRET, WebhookReceiver
 

@@ -15,12 +15,12 @@ from pydantic import ValidationError
 
 from earful.connectors import load
 from earful.connectors.base import ConnectorContext, ConnectorError, RequestBudget
-from earful.core import Mention
 from earful.connectors.pushdown import compile_query
 from earful.connectors.x import XConnector, XOptions, snowflake_time, tweet_mention
+from earful.core import Mention
+from earful.monitors.runner import budget_period
 from earful.sandbox.server import FakeServer, Request, Response
 from earful.sandbox.x import XServer, snowflake
-from earful.monitors.runner import budget_period
 
 from .deploy import Deployment, acme_rules, write_deployment
 

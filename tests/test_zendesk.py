@@ -16,11 +16,16 @@ from pydantic import ValidationError
 
 from earful import alerts
 from earful.alerts.base import DeliveryError
-from earful.core import Alert
 from earful.alerts.zendesk import ESCALATED_TAG, ZendeskDestination, ZendeskOptions
-from earful.core import Mention
+from earful.core import Alert, Mention
 from earful.sandbox.server import FakeServer, Response
-from earful.sandbox.zendesk import DEFAULT_API_TOKEN, DEFAULT_EMAIL, DEMO_ENV, ZendeskServer, demo_helpdesk
+from earful.sandbox.zendesk import (
+    DEFAULT_API_TOKEN,
+    DEFAULT_EMAIL,
+    DEMO_ENV,
+    ZendeskServer,
+    demo_helpdesk,
+)
 
 from .sample_alerts import BREACH, NOTE, T0, alert_to, mention
 

@@ -34,8 +34,8 @@ from .health import HealthTable
 from .items import TEXT_WINDOW, URL_WINDOW, ItemsTable
 from .migrations import migrations
 from .outbox import OutboxTable
-from .queries import QueriesTable
 from .quarantine import QuarantineTable
+from .queries import QueriesTable
 from .records import OutboxRow, Recorded
 from .runs import RunsTable
 from .search import SearchTable

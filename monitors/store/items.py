@@ -13,7 +13,14 @@ from typing import Sequence
 from earful.core import Match, Mention
 
 from ..dedupe import canonical_url, text_fingerprint
-from .records import MENTION_FIELDS, Recorded, match_to_row, mention_to_row, row_to_match, row_to_mention
+from .records import (
+    MENTION_FIELDS,
+    Recorded,
+    match_to_row,
+    mention_to_row,
+    row_to_match,
+    row_to_mention,
+)
 
 URL_WINDOW = timedelta(days=30)
 TEXT_WINDOW = timedelta(days=7)
