@@ -14,13 +14,15 @@ import sys
 from pathlib import Path
 
 DEFAULT_CONFIG = "cron.yaml"
+QUIET = {"--quiet", "-q"}
+LOCKED_OUT = "another earful run is still working on this state file; this tick does nothing."
 
 
 def _idle_config(argv: list[str]) -> Path | None:
     """The config path if argv is a plain scheduled `run`, else None."""
     if not argv or argv[0] != "run":
         return None
-    rest = [arg for arg in argv[1:] if arg not in ("--quiet", "-q")]
+    rest = [arg for arg in argv[1:] if arg not in QUIET]
     config = os.environ.get("EARFUL_CONFIG", DEFAULT_CONFIG)
     if len(rest) == 2 and rest[0] in ("--config", "-c"):
         config = rest[1]
@@ -35,9 +37,13 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     config = _idle_config(args)
     if config is not None:
-        from .idle import nothing_due
+        from .idle import nothing_due, run_in_progress
 
         if nothing_due(config):
+            sys.exit(0)
+        if run_in_progress(config):
+            if not QUIET.intersection(args):
+                print(LOCKED_OUT)
             sys.exit(0)
     from .commands import app
 

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import logs
-from .cli import DEFAULT_CONFIG
+from .cli import DEFAULT_CONFIG, LOCKED_OUT
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="earful: no customer channel goes unwatched.")
@@ -98,7 +98,7 @@ def run(
     report = run_monitors(cfg, names=names, force_all=all_, dry_run=dry_run,
                           progress=partial(_print_outcome, dry_run=dry_run))
     if report.locked_out:
-        out.print("another earful run is still working on this state file; this tick does nothing.")
+        out.print(LOCKED_OUT)
         raise typer.Exit(0)
     if report.overrun:  # monitors were left due: a problem, so on stderr even under --quiet (and exit 1 below)
         err.print(f"[yellow]{escape(report.overrun)}[/yellow]")

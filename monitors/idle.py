@@ -83,6 +83,38 @@ def nothing_due(config_path: Path, now: float | None = None) -> bool:
         return False
 
 
+def run_in_progress(config_path: Path) -> bool:
+    """True when another earful run holds this deployment's run lock (see `lock.run_lock`).
+
+    Asked before anything heavy is imported or the configuration is loaded, so
+    an overlapping tick (a slow catch-up, an overrun) costs milliseconds instead
+    of a full configuration load. It only probes: the lock is released at once,
+    and the full run takes it again for real, so a race only means the full
+    path answers "locked" itself. Any doubt (no state path, no lock file yet,
+    no flock on this platform) says False.
+    """
+    state = guess_state_path(config_path)
+    if state is None:
+        return False
+    try:
+        import fcntl
+
+        fd = os.open(f"{state}.lock", os.O_RDWR)
+    except (ImportError, OSError):
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
 def remember(config: "Config", wake: "datetime | None") -> None:
     """Called at the end of a full run (under the run lock)."""
     files = [str(p.resolve()) for p in config.files]
