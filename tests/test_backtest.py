@@ -58,6 +58,7 @@ def test_the_current_rules_change_nothing(demo, capsys):
     assert {r["rule"] for r in result["rules"]} >= {"acme/complaint", "acme/question", "acme/bad-review"}
 
 
+@pytest.mark.chromium  # the edited pack's new rule matches review-site items, read through chromium
 def test_an_edited_pack_shows_what_would_newly_alert_and_what_would_stop(demo, tmp_path, capsys):
     before = _fingerprint(demo)
     result = _backtest(capsys, "-c", str(demo / "cron.yaml"), "--rules", str(_edited_pack(demo, tmp_path)))
@@ -80,6 +81,7 @@ def test_an_edited_pack_shows_what_would_newly_alert_and_what_would_stop(demo, t
     assert result["no_longer_alerting"] and all(c["after"] == [] for c in result["no_longer_alerting"])
 
 
+@pytest.mark.chromium  # the edited pack's new rule matches review-site items, read through chromium
 def test_the_summary_fits_80_columns(demo, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     assert invoke("backtest", "-c", str(demo / "cron.yaml"), "--rules", str(_edited_pack(demo, tmp_path))) == 0
@@ -94,6 +96,7 @@ def test_a_window_with_nothing_in_it_replays_nothing(demo, capsys):
     assert result["replayed"] == 0 and result["rules"] == []
 
 
+@pytest.mark.chromium  # the edited pack's new rule matches review-site items, read through chromium
 def test_the_rules_file_must_name_a_pack_and_be_valid(demo, tmp_path, capsys):
     config = str(demo / "cron.yaml")
     assert invoke("backtest", "-c", config, "--rules", str(tmp_path / "missing.yaml")) == 2
