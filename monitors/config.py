@@ -80,6 +80,10 @@ class Settings(BaseModel):
     spikes: SpikeConfig | None = None
     run_budget: Duration = Field(default=timedelta(minutes=10), gt=timedelta(0),
                                  description="Start no further monitor once a run has taken this long (see runner.py).")
+    concurrency: int = Field(default=8, ge=1, le=64,
+                             description="Monitors fetched at once (1: one after another); the store has one writer.")
+    per_host: int = Field(default=2, ge=1, le=64,
+                          description="Monitors fetching from one host at once, so no site is hammered.")
 
 
 class Defaults(BaseModel):

@@ -291,7 +291,8 @@ def test_the_run_budget_leaves_monitors_due_and_raises_one_notice(tmp_path: Path
 
 def test_quiet_run_reports_the_overrun_on_stderr(tmp_path: Path, trickling: RawServer, feeds: FeedServer,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    deployed = two_feeds(tmp_path, trickling.url, feeds.feed_url("/news.atom"), run_budget="1s")
+    # one after another, so `news` is still waiting when the trickling `slow` has spent the budget
+    deployed = two_feeds(tmp_path, trickling.url, feeds.feed_url("/news.atom"), run_budget="1s", concurrency=1)
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--quiet", "--config", str(deployed.path)])
     assert exit_info.value.code == 1
