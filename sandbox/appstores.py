@@ -34,7 +34,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from html import escape
 from typing import Any
 from urllib.parse import parse_qs
 
-from .server import DemoSource, FakeServer, Request, Response
+from .server import DemoSource, Request, Response, SharedServer
 
 APPLE_PAGE_SIZE = 50
 APPLE_MAX_PAGE = 10
@@ -96,7 +95,7 @@ class PlayApp:
     reviews: dict[tuple[str, str], list[PlayReview]] = field(default_factory=dict)  # per (lang, country)
 
 
-class AppStoresServer(FakeServer):
+class AppStoresServer(SharedServer):
     """App Store RSS and Google Play reviews; start/stop are reference-counted (shared demo sources)."""
 
     def __init__(self, *, entry_dates: bool = True, metadata_entry: bool = False) -> None:
@@ -106,22 +105,7 @@ class AppStoresServer(FakeServer):
         self.apple: dict[str, AppleApp] = {}
         self.play: dict[str, PlayApp] = {}
         self.gateway_errors = 0
-        self._data_lock = threading.RLock()
         self._next_apple_id = 11_000_000_001
-        self._starts = 0
-
-    def start(self) -> "AppStoresServer":
-        with self._data_lock:
-            self._starts += 1
-            if self._starts == 1:
-                super().start()
-        return self
-
-    def stop(self) -> None:
-        with self._data_lock:
-            self._starts = max(0, self._starts - 1)
-            if self._starts == 0:
-                super().stop()
 
     # -- data ---------------------------------------------------------------
     def add_apple_app(self, app_id: str, name: str, developer: str = "Acme Inc.") -> AppleApp:

@@ -37,14 +37,13 @@ import html
 import itertools
 import json
 import re
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from .server import DemoSource, FakeServer, Request, Response
+from .server import DemoSource, Request, Response, SharedServer
 
 HTML = "text/html; charset=utf-8"
 PAGE_SIZES = {"g2": 25, "capterra": 25, "trustpilot": 20}
@@ -97,7 +96,7 @@ class Product:
         return round(sum(r.rating for r in self.reviews) / len(self.reviews), 1) if self.reviews else 0.0
 
 
-class ReviewSitesServer(FakeServer):
+class ReviewSitesServer(SharedServer):
     """Serves /products/<slug>/reviews (G2), /p/<id>/<slug>/reviews/ (Capterra), /review/<domain> (Trustpilot).
 
     `start()`/`stop()` are reference-counted, so several demo monitors can
@@ -113,23 +112,7 @@ class ReviewSitesServer(FakeServer):
         self.ignore_sort: set[str] = set()  # sites that answer "most relevant" whatever the URL says
         self.unnamed_replies: set[str] = set()  # sites whose vendor responses carry no replier line
         self.page_sizes = dict(PAGE_SIZES)
-        self._data_lock = threading.RLock()
         self._ids = {"g2": itertools.count(9_100_001), "capterra": itertools.count(4_700_001), "trustpilot": itertools.count(1)}
-        self._starts = 0
-
-    # -- lifecycle shared by several demo sources -------------------------
-    def start(self) -> "ReviewSitesServer":
-        with self._data_lock:
-            self._starts += 1
-            if self._starts == 1:
-                super().start()
-        return self
-
-    def stop(self) -> None:
-        with self._data_lock:
-            self._starts = max(0, self._starts - 1)
-            if self._starts == 0:
-                super().stop()
 
     # -- data ---------------------------------------------------------------
     def add_product(self, site: str, key: str, name: str, vendor: str = "") -> Product:

@@ -204,6 +204,30 @@ class FakeServer:
         self.stop()
 
 
+
+class SharedServer(FakeServer):
+    """A fake that several demo sources serve from (G2, Capterra and Trustpilot; App Store and Play):
+    start/stop are reference-counted, so the first start listens and the last stop closes.
+    `_data_lock` also guards the subclass's data."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._data_lock = threading.RLock()
+        self._starts = 0
+
+    def start(self) -> "SharedServer":
+        with self._data_lock:
+            self._starts += 1
+            if self._starts == 1:
+                super().start()
+        return self
+
+    def stop(self) -> None:
+        with self._data_lock:
+            self._starts = max(0, self._starts - 1)
+            if self._starts == 0:
+                super().stop()
+
 @dataclass
 class DemoSource:
     """What one fake contributes to `earful demo`.
