@@ -19,7 +19,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -38,6 +38,7 @@ from earful.sandbox.slack import TEXT_LIMIT, block_problems
 from .deploy import Deployment, acme_rules, write_deployment
 from .fake_connector import SOURCES, Script
 from .support import CHANNEL, SLACK_ENV, slack_destination
+from .test_slack import strings
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 RULES = acme_rules({"fake": ["acme_support"], "hackernews": ["acmehq"]})
@@ -70,17 +71,6 @@ def deploy(directory: Path, slack: Any, connector: dict[str, Any] | None = None)
     monitor = connector or {"connector": "fake"}
     return write_deployment(directory, {"forum": {"schedule": "* * * * *", **monitor}}, RULES, env=SLACK_ENV,
                             destinations={"support": slack_destination(slack, max_retries=0, max_per_run=100_000)})
-
-
-def strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from strings(item)
 
 
 def check_slack(slack: Any) -> int:
