@@ -83,7 +83,7 @@ class FakeServer:
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
-        self.failures: list[Response] = []
+        self.failures: list[tuple[Response, Callable[[Request], bool]]] = []
         self.holds: list[Hold] = []  # every hold asked for; a pending one has not `arrived`
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -94,10 +94,17 @@ class FakeServer:
         raise NotImplementedError
 
     # -- scripting ----------------------------------------------------
-    def fail_next(self, *responses: Response) -> None:
-        """Answer the next requests with these responses, in order."""
+    def fail_next(self, *responses: Response, match: Callable[[Request], bool] = lambda request: True) -> None:
+        """Answer the next requests that `match` with these responses, in order."""
         with self._lock:
-            self.failures.extend(responses)
+            self.failures.extend((response, match) for response in responses)
+
+    def _claim_failure(self, request: Request) -> Response | None:
+        for index, (response, match) in enumerate(self.failures):
+            if match(request):
+                del self.failures[index]
+                return response
+        return None
 
     def hold_next(self, match: Callable[[Request], bool] = lambda request: True) -> Hold:
         """Hold back the answer to the next request that `match`es, until `release()`."""
@@ -133,6 +140,9 @@ class FakeServer:
 
             def _serve(self) -> None:
                 parts = urlsplit(self.path)
+                if parts.path == "/favicon.ico":  # a browser's own side request: never a scripted answer, never counted
+                    self._answer_favicon()
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 request = Request(
@@ -144,7 +154,7 @@ class FakeServer:
                 )
                 with fake._lock:
                     fake.requests.append(request)
-                    scripted = fake.failures.pop(0) if fake.failures else None
+                    scripted = fake._claim_failure(request)
                 try:
                     response = scripted or fake.handle(request)
                 except Exception as exc:  # a bug in a fake should be visible, not a hang
@@ -160,6 +170,11 @@ class FakeServer:
                     self.close_connection = True
                 finally:
                     hold.answered.set()
+
+            def _answer_favicon(self) -> None:
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def _answer(self, request: Request, response: Response) -> None:
                 payload = response.body

@@ -31,11 +31,29 @@ def _chromium() -> bool:
     return os.path.isfile(path) and os.access(path, os.X_OK) or (os.sep not in path and shutil.which(path) is not None)
 
 
+def postgres_dsn() -> str:
+    """Where the PostgreSQL tests connect to create their own databases (a libpq connection string)."""
+    return os.environ.get("EARFUL_TEST_POSTGRES", "dbname=postgres")
+
+
+def _postgresql() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(postgres_dsn(), connect_timeout=3):
+            return True
+    except Exception:  # not installed, no server, no role: all mean "lacks it"
+        return False
+
+
 NEEDS = {
     need.marker: need
     for need in (
         Need("chromium", "Debian's chromium (Playwright drives it for the review sites)",
              "sudo apt-get install chromium, or point $EARFUL_CHROMIUM at one; .ci/run installs it", _chromium),
+        Need("postgresql", "a PostgreSQL server this user can create databases on (the second state backend)",
+             "apt-get install postgresql, start it with pg_ctlcluster, `createuser -s $USER`, or set "
+             "$EARFUL_TEST_POSTGRES to a libpq connection string; .ci/run does all this", _postgresql),
     )
 }
 

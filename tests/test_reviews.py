@@ -410,17 +410,18 @@ def test_ignored_sort_parameter_is_an_error(sites: ReviewSitesServer, browser: R
 def test_http_errors_rate_limits_and_timeouts(sites: ReviewSitesServer, browser: RunResources) -> None:
     add(sites, G2, 3)
     g2 = connector(sites, browser, timeout=10)  # roomy: these pages answer at once; a loaded CI box is slow
-    sites.fail_next(Response(429, "<h1>Too Many Requests</h1>", {"Retry-After": "120", "Content-Type": "text/html"}))
+    page = lambda request: request.path.startswith("/products/")  # noqa: E731 - not a browser's side request
+    sites.fail_next(Response(429, "<h1>Too Many Requests</h1>", {"Retry-After": "120", "Content-Type": "text/html"}), match=page)
     with pytest.raises(ConnectorError, match="rate-limited") as limited:
         g2.fetch(None)
     assert (limited.value.retry_after, limited.value.status) == (120.0, 429)
-    sites.fail_next(Response(503, "<h1>Service Unavailable</h1>", {"Content-Type": "text/html"}))
+    sites.fail_next(Response(503, "<h1>Service Unavailable</h1>", {"Content-Type": "text/html"}), match=page)
     with pytest.raises(ConnectorError, match="answered HTTP 503; server error") as down:
         g2.fetch(None)
     assert down.value.status == 503
     with pytest.raises(ConnectorError, match=r"HTTP 404; check `product` \('no-such-crm'\)"):
         connector(sites, browser, product="no-such-crm").fetch(None)
-    slow = sites.hold_next(lambda request: request.path.startswith("/products/"))
+    slow = sites.hold_next(page)
     with pytest.raises(ConnectorError, match="did not finish loading within 0.5s"):
         connector(sites, browser, timeout=0.5).fetch(None)
     slow.release()
