@@ -162,10 +162,11 @@ class BlueskyServer(FakeServer):
             self.access = {t: v for t, v in self.access.items() if v[0] != did}
             self.refresh = {t: d for t, d in self.refresh.items() if d != did}
 
-    def rate_limit_next(self, reset_in: float = 90.0) -> None:
+    def rate_limit_next(self, reset_in: float = 90.0, path: str = "") -> None:
+        """Answer the next request (the next one whose path contains `path`) with the AppView's 429."""
         self.fail_next(Response.json({"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}, 429, {
             "ratelimit-limit": "3000", "ratelimit-remaining": "0", "ratelimit-reset": str(int(time.time() + reset_in)),
-            "ratelimit-policy": "3000;w=300"}))
+            "ratelimit-policy": "3000;w=300"}), match=lambda request: path in request.path)
 
     # -- rendering --------------------------------------------------------------------
     def profile(self, did: str) -> dict[str, Any]:

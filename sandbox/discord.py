@@ -204,8 +204,10 @@ class DiscordServer(FakeServer):
         with self._data_lock:
             del self.messages[channel][message]
 
-    def rate_limit_next(self, retry_after: float = 1.5, *, global_: bool = False, count: int = 1) -> None:
-        """The next `count` requests answer 429 as Discord does (body `retry_after` in float seconds)."""
+    def rate_limit_next(self, retry_after: float = 1.5, *, global_: bool = False, count: int = 1,
+                        token: str = "") -> None:
+        """The next `count` requests (made with bot `token`, if given) answer 429 as Discord does (body
+        `retry_after` in float seconds)."""
         headers = {"Retry-After": str(int(retry_after) + 1), "X-RateLimit-Scope": "global" if global_ else "user"}
         if global_:
             headers["X-RateLimit-Global"] = "true"
@@ -213,7 +215,8 @@ class DiscordServer(FakeServer):
             headers.update({"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0", "X-RateLimit-Bucket": "8a1c2b0de9f4",
                             "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}", "X-RateLimit-Reset-After": f"{retry_after:.3f}"})
         body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": global_}
-        self.fail_next(*[Response.json(body, 429, headers) for _ in range(count)])
+        self.fail_next(*[Response.json(body, 429, headers) for _ in range(count)],
+                       match=lambda request: token in request.headers.get("authorization", ""))
 
     # -- rendering ------------------------------------------------------------------
     def render(self, stored: dict[str, Any], inline: bool = True) -> dict[str, Any]:

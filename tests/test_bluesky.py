@@ -386,7 +386,7 @@ def test_end_to_end_three_runs_alert_each_match_once(tmp_path: Path, sky: Bluesk
     deployed.tick()
     assert sorted(deployed.alerted("bluesky", kind=None)) == sorted(f"bluesky:{p['uri']}" for p in (broken, question, refund))
     assert sky.logins == 1  # one login for the three runs: the session lives in the cursor
-    sky.rate_limit_next(reset_in=60)
+    sky.rate_limit_next(reset_in=60, path="searchPosts")  # not the other monitor's login, running alongside
     assert deployed.failing_tick("bluesky-acme", "429").get("defer_until")
     assert PASSWORD not in capsys.readouterr().out
 

@@ -444,7 +444,7 @@ def test_end_to_end_three_runs_alert_each_match_once(tmp_path: Path, discord: Di
     refund = discord.post(thread, DANA, "Acme refund please", at=now - 200)
     deployed.tick()
     assert sorted(deployed.alerted("discord", kind=None)) == sorted(f"discord:{m['id']}" for m in (broken, question, refund))
-    discord.rate_limit_next(30.0)
+    discord.rate_limit_next(30.0, token=TOKEN)  # not the other monitor, which may run alongside
     assert deployed.failing_tick("discord-acme", "429").get("defer_until")
     assert TOKEN not in capsys.readouterr().out
 

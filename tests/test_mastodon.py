@@ -371,7 +371,8 @@ def test_end_to_end_three_runs_alert_each_match_once(tmp_path: Path, masto: Mast
     refund = masto.post(masto.olga, "@acme refund please", at=now - 200, in_reply_to=broken["id"])  # mention only
     deployed.tick()
     assert sorted(deployed.alerted("mastodon", kind=None)) == sorted(f"mastodon:{host}/{s['id']}" for s in (broken, question, refund))
-    masto.fail_next(Response.json({"error": "Internal Server Error"}, 500))
+    masto.fail_next(Response.json({"error": "Internal Server Error"}, 500),  # not the other monitor's request
+                    match=lambda request: TOKEN in request.headers.get("authorization", ""))
     deployed.failing_tick("mastodon-acme", "HTTP 500")
     assert TOKEN not in capsys.readouterr().out
 
