@@ -5,7 +5,9 @@ next to nothing: each feed is fetched with a conditional GET (the ETag and
 Last-Modified of the previous answer live in the cursor), and a 304 is not
 parsed at all. Fetching goes through `requests` with a timeout (feedparser's
 own fetcher has none, and one hung feed must not stall a cron run); the
-bytes are then handed to `feedparser.parse`.
+bytes are then read by feedfast.py's lxml fast path when they are plain
+RSS 2.0 or Atom 1.0 (proven to give the same Mentions), else by
+`feedparser.parse`.
 
 A 200 answer repeats entries we already returned, so the cursor keeps a
 bounded list of recently seen entry ids per feed and only unseen entries
@@ -43,6 +45,7 @@ from pydantic import Field, model_validator
 
 from earful.core import Mention
 
+from . import feedfast
 from .base import (
     Connector,
     ConnectorContext,
@@ -183,11 +186,14 @@ class RssConnector(Connector):
         fails is a body with no feed in it, such as an HTML error or login
         page: silently reading it as "no new entries" would hide a dead feed.
         """
+        # Some servers put a newline before `<?xml`, which the strict XML parser rejects.
+        body = response.content.lstrip(b" \t\r\n")
+        fast = feedfast.parse(body)  # plain RSS 2.0 / Atom 1.0 at a fraction of the cost; None: feedparser decides
+        if fast is not None:
+            return fast
         import feedparser
 
         ctype = response.headers.get("Content-Type", "")
-        # Some servers put a newline before `<?xml`, which the strict XML parser rejects.
-        body = response.content.lstrip(b" \t\r\n")
         # No content-location: feedparser would resolve bare ids such as Reddit's `t3_x` against it.
         parsed = feedparser.parse(body, response_headers={"content-type": ctype})
         harmless = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
